@@ -1,0 +1,436 @@
+"""The submit-and-poll job flow, written once and free of I/O.
+
+A flow is a generator. It yields :class:`Send` ("send this request and give me the
+outcome") and :class:`Sleep` ("wait this long"), and receives the outcome of each
+``Send``: an ``httpx.Response`` or the ``httpx.TransportError`` that stopped it. The sync
+and async clients are thin drivers around the same flows; tests step them by hand with no
+network and no waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+from pydantic import ValidationError
+
+from ._clock import Clock
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseError,
+    APITimeoutError,
+    DatalabError,
+    JobFailedError,
+    JobTimeoutError,
+    status_error,
+)
+from ._inputs import Upload
+from ._models import OCRPage, OCRResult, SubmitResponse
+from ._options import OCRJob, OCROptions
+from ._policies import PollPolicy, RetryPolicy, is_retryable_status, parse_retry_after
+
+__all__ = [
+    "Endpoint",
+    "Flow",
+    "FlowSettings",
+    "Outcome",
+    "Send",
+    "Sleep",
+    "Step",
+    "check_job",
+    "run_ocr",
+    "submit_job",
+    "wait_for_job",
+]
+
+logger = logging.getLogger("datalab_ocr")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one HTTP request to the service and pass back its outcome."""
+
+    method: str
+    url: str
+    action: str
+    upload: Upload | None = None
+    form: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait ``seconds`` before the next step, then pass back None."""
+
+    seconds: float
+    reason: str
+
+
+Step = Send | Sleep
+Outcome = httpx.Response | httpx.TransportError | None
+Flow = Generator[Step, Outcome, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A submit-and-poll endpoint of the service.
+
+    The OCR endpoint is the default; the flow knows nothing else about it, so another endpoint
+    with the same pattern plugs in with its own path and result model.
+    """
+
+    path: str = "/api/v1/ocr"
+    result_model: type[OCRResult] = OCRResult
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Everything a flow needs to know, resolved once by the client."""
+
+    base_url: httpx.URL
+    retry: RetryPolicy
+    polling: PollPolicy
+    clock: Clock
+    rng: random.Random = field(default_factory=random.Random)
+    endpoint: Endpoint = field(default_factory=Endpoint)
+
+    def url(self, *segments: str) -> str:
+        """An absolute URL below the base URL."""
+        path = self.base_url.path.rstrip("/") + self.endpoint.path
+        for segment in segments:
+            path += "/" + segment
+        return str(self.base_url.copy_with(path=path))
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What errors and log lines say about the job in hand."""
+
+    filename: str | None = None
+    request_id: str | None = None
+    check_url: str | None = None
+
+
+def run_ocr(settings: FlowSettings, upload: Upload, options: OCROptions) -> Flow[OCRResult]:
+    """Submit ``upload``, wait for the job and return its result."""
+    deadline = settings.clock.monotonic() + settings.polling.timeout
+    job = yield from submit_job(settings, upload, options, deadline=deadline)
+    return (yield from wait_for_job(settings, job, deadline=deadline))
+
+
+def submit_job(
+    settings: FlowSettings,
+    upload: Upload,
+    options: OCROptions,
+    *,
+    deadline: float | None = None,
+) -> Flow[OCRJob]:
+    """Upload a file and return the handle of the job the service started."""
+    context = _Context(filename=upload.display_name)
+    request = Send(
+        "POST", settings.url(), action="submit", upload=upload, form=options.form_fields()
+    )
+    answer = yield from _exchange(
+        settings, request, context, lambda response: _parse(response, SubmitResponse), deadline
+    )
+    if answer.success is False:
+        raise JobFailedError(
+            f"the service refused the file: {answer.error or 'no reason given'}",
+            filename=upload.display_name,
+            request_id=answer.request_id,
+        )
+    request_id, check_url = _resolve_check_url(settings, answer, context)
+    logger.info("submitted %s as request %s", upload.display_name, request_id)
+    return OCRJob(
+        request_id=request_id,
+        check_url=check_url,
+        filename=upload.display_name,
+        page_range=options.page_range,
+        max_pages=options.max_pages,
+    )
+
+
+def wait_for_job(
+    settings: FlowSettings,
+    job: OCRJob,
+    *,
+    deadline: float | None = None,
+    check_first: bool = False,
+) -> Flow[OCRResult]:
+    """Poll a job until it completes and return its result.
+
+    Raises :class:`JobFailedError` when the service reports failure and
+    :class:`JobTimeoutError` when ``deadline`` (monotonic seconds; by default the polling
+    policy's timeout from now) passes first. ``check_first`` checks at once instead of after
+    the first poll delay, for resuming a job that may already be done.
+    """
+    clock = settings.clock
+    if deadline is None:
+        deadline = clock.monotonic() + settings.polling.timeout
+    context = _Context(job.filename, job.request_id, job.check_url)
+    poll = 0
+    while True:
+        if poll or not check_first:
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                raise JobTimeoutError(
+                    f"the job did not complete within the {settings.polling.timeout:g} s "
+                    f"deadline; it may still finish: call wait() with its request id within "
+                    f"an hour to collect the result without paying again",
+                    filename=job.filename,
+                    request_id=job.request_id,
+                    check_url=job.check_url,
+                )
+            delay = settings.polling.delay(poll + 1, settings.rng)
+            yield Sleep(min(delay, remaining), "poll")
+        poll += 1
+        result = yield from _check(settings, job, context, deadline)
+        if _is_finished(result, context):
+            logger.info(
+                "request %s complete after %d checks: %d pages",
+                job.request_id,
+                poll,
+                len(result.pages),
+            )
+            return _finish(result, job)
+
+
+def check_job(settings: FlowSettings, job: OCRJob) -> Flow[OCRResult]:
+    """Check a job once; the answer may still be ``processing``."""
+    context = _Context(job.filename, job.request_id, job.check_url)
+    result = yield from _check(settings, job, context, None)
+    if _is_finished(result, context):
+        return _finish(result, job)
+    return result
+
+
+def _check(
+    settings: FlowSettings, job: OCRJob, context: _Context, deadline: float | None
+) -> Flow[OCRResult]:
+    request = Send("GET", job.check_url, action="poll")
+    model = settings.endpoint.result_model
+    return (
+        yield from _exchange(
+            settings, request, context, lambda response: _parse(response, model), deadline
+        )
+    )
+
+
+_RUNNING = frozenset({"processing", "pending", "queued", "running", "in_progress"})
+_FAILED = frozenset({"failed", "error", "errored"})
+
+
+def _is_finished(result: OCRResult, context: _Context) -> bool:
+    """True for a successful complete job; raises for a failed one; False while running.
+
+    A complete job can still have failed, so ``success`` is read even then. Statuses other
+    than ``processing`` and ``complete`` are not documented: one that comes with
+    ``success: false`` (or reads like failure) is a failure, any other means still running.
+    """
+    status = result.status.lower()
+    failed = result.success is False or status in _FAILED
+    if status == "complete" and not failed:
+        return True
+    if status == "complete" or failed:
+        raise JobFailedError(
+            f"the service reported the job as failed: {result.error or 'no reason given'}",
+            filename=context.filename,
+            request_id=context.request_id,
+            check_url=context.check_url,
+        )
+    if status not in _RUNNING:
+        logger.debug("request %s has unknown status %r; still waiting", context.request_id, status)
+    return False
+
+
+def _finish(result: OCRResult, job: OCRJob) -> OCRResult:
+    result.request_id = result.request_id or job.request_id
+    assign_page_indices(result.pages, job.page_range, job.max_pages)
+    return result
+
+
+def assign_page_indices(
+    pages: Sequence[OCRPage], page_range: Sequence[int] | None, max_pages: int | None
+) -> None:
+    """Set each page's 0-based index in the original document.
+
+    Whether the service's ``page`` number is the page's number in the original document or its
+    position in the selection is unconfirmed for ``page_range``. The client knows the pages it
+    asked for, so: when every ``page - 1`` is a distinct page of the selection, those are the
+    original indices; otherwise the pages are taken as the selection, in order.
+    """
+    selection = list(page_range) if page_range is not None else None
+    if selection is None and max_pages is not None:
+        selection = list(range(max_pages))
+    numbers = [page.page - 1 if page.page is not None else None for page in pages]
+    allowed = set(selection) if selection is not None else None
+    original = len(set(numbers)) == len(numbers) and all(
+        number is not None and number >= 0 and (allowed is None or number in allowed)
+        for number in numbers
+    )
+    for position, page in enumerate(pages):
+        if original:
+            page.page_index = numbers[position]
+        elif selection is not None and position < len(selection):
+            page.page_index = selection[position]
+        else:
+            page.page_index = position
+
+
+def _resolve_check_url(
+    settings: FlowSettings, answer: SubmitResponse, context: _Context
+) -> tuple[str, str]:
+    request_id = answer.request_id
+    check_url = answer.request_check_url
+    if not request_id and check_url:
+        request_id = httpx.URL(check_url).path.rstrip("/").rsplit("/", 1)[-1] or None
+    if not request_id:
+        raise APIResponseError(
+            "the submit answer holds neither a request id nor a check URL",
+            filename=context.filename,
+        )
+    own_url = settings.url(request_id)
+    if not check_url:
+        return request_id, own_url
+    if not same_origin(httpx.URL(check_url), settings.base_url):
+        # The API key goes only to the configured service; poll our own URL for the job.
+        logger.warning(
+            "the service gave a check URL on another origin (%s) for request %s; polling %s "
+            "instead, so the API key is only sent to the configured base URL",
+            _origin(httpx.URL(check_url)),
+            request_id,
+            own_url,
+        )
+        return request_id, own_url
+    return request_id, check_url
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default_port)
+
+
+def same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    """Whether two URLs share scheme, host and port (default ports made explicit)."""
+    return _origin(a) == _origin(b)
+
+
+def _exchange(
+    settings: FlowSettings,
+    request: Send,
+    context: _Context,
+    parse: Callable[[httpx.Response], T],
+    deadline: float | None,
+) -> Flow[T]:
+    """Send ``request`` until it succeeds, retrying what is worth retrying; parse the answer."""
+    retry = settings.retry
+    attempt = 0
+    while True:
+        attempt += 1
+        outcome = yield request
+        retry_after: float | None = None
+        error: DatalabError
+        if isinstance(outcome, httpx.Response):
+            if outcome.is_success:
+                try:
+                    return parse(outcome)
+                except APIResponseError as bad_body:
+                    error = _with_context(bad_body, context)
+                    retryable = request.action != "submit" or retry.retry_unsure_submits
+            else:
+                error = status_error(
+                    outcome,
+                    action=request.action,
+                    filename=context.filename,
+                    request_id=context.request_id,
+                    check_url=context.check_url,
+                )
+                retryable = is_retryable_status(outcome.status_code)
+                retry_after = parse_retry_after(
+                    outcome.headers.get("Retry-After"), now=settings.clock.wall()
+                )
+        elif isinstance(outcome, httpx.TransportError):
+            error = _connection_error(outcome, request, context)
+            retryable = (
+                request.action != "submit"
+                or retry.retry_unsure_submits
+                or _surely_not_received(outcome)
+            )
+        else:
+            raise TypeError(f"a Send step needs a response or a transport error, not {outcome!r}")
+        if not retryable or attempt >= retry.max_attempts:
+            raise error
+        delay = retry.delay(attempt, retry_after, settings.rng)
+        if deadline is not None and settings.clock.monotonic() + delay > deadline:
+            raise error
+        logger.warning(
+            "%s of %s failed (attempt %d of %d): %s; retrying in %.1f s",
+            request.action,
+            context.filename or context.request_id or request.url,
+            attempt,
+            retry.max_attempts,
+            error.message,
+            delay,
+        )
+        yield Sleep(delay, f"retry {request.action}")
+
+
+def _surely_not_received(error: httpx.TransportError) -> bool:
+    """Whether a failed request surely never reached the service (so no job was started).
+
+    A connection that was never made, or an upload cut off before its end, cannot have started
+    a job. A lost answer after a complete upload might have.
+    """
+    return isinstance(
+        error,
+        (
+            httpx.ConnectError,
+            httpx.ConnectTimeout,
+            httpx.PoolTimeout,
+            httpx.WriteError,
+            httpx.WriteTimeout,
+        ),
+    )
+
+
+def _connection_error(
+    error: httpx.TransportError, request: Send, context: _Context
+) -> APIConnectionError:
+    kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
+    what = "timed out" if kind is APITimeoutError else "got no answer"
+    detail = str(error) or type(error).__name__
+    result = kind(
+        f"{request.action} to {httpx.URL(request.url).host} {what} ({type(error).__name__}: "
+        f"{detail})",
+        filename=context.filename,
+        request_id=context.request_id,
+        check_url=context.check_url,
+    )
+    result.__cause__ = error
+    return result
+
+
+def _with_context(error: DatalabError, context: _Context) -> DatalabError:
+    error.filename = error.filename or context.filename
+    error.request_id = error.request_id or context.request_id
+    error.check_url = error.check_url or context.check_url
+    return error
+
+
+M = TypeVar("M", SubmitResponse, OCRResult)
+
+
+def _parse(response: httpx.Response, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        snippet = response.text[:120].replace("\n", " ")
+        raise APIResponseError(
+            f"the service answered HTTP {response.status_code} with a body that is not the "
+            f"expected JSON ({error.error_count()} problems; body starts {snippet!r})"
+        ) from error
