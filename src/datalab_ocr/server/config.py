@@ -1,0 +1,70 @@
+"""The settings of the local server, resolved once when the app is built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ENGINES", "ServerConfig"]
+
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+"""The hosted API's file size limit: 200 MB."""
+
+ENGINES = ("tesseract", "rapidocr", "none")
+"""OCR engines: ``tesseract`` (default), ``rapidocr`` (extra), ``none`` (synthetic pages)."""
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that changes how the local server behaves.
+
+    The defaults mirror the hosted API where it documents a number (200 MB uploads, one hour
+    of result retention). ``latency`` and ``page_latency`` (seconds) hold every job in
+    ``processing`` for at least ``latency + page_latency * pages``; with ``engine="none"`` no
+    OCR runs at all and each requested page comes back as one synthetic line, so load tests
+    of thousands of jobs stay cheap. ``rate_limit_requests`` per ``rate_limit_window`` seconds
+    counts submits and polls alike, as the hosted API is assumed to.
+    """
+
+    api_key: str | None = None
+    engine: str = "tesseract"
+    workers: int = _default_workers()
+    queue_size: int = 64
+    result_ttl: float = 3600.0
+    latency: float = 0.0
+    page_latency: float = 0.0
+    rate_limit_requests: int | None = None
+    rate_limit_window: float = 60.0
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_image_pixels: int = 100_000_000
+    cache_size: int = 32
+    render_scale: float = 2.0
+    office_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.queue_size < 0:
+            raise ValueError("queue_size must not be negative")
+        if self.rate_limit_requests is not None and self.rate_limit_requests < 1:
+            raise ValueError("rate_limit_requests must be at least 1 (or None for no limit)")
+        if self.rate_limit_window <= 0 or self.result_ttl <= 0:
+            raise ValueError("rate_limit_window and result_ttl must be positive")
+        if self.latency < 0 or self.page_latency < 0:
+            raise ValueError("latency and page_latency must not be negative")
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs may be unfinished at once: the running ones plus the queue."""
+        return self.workers + self.queue_size
+
+    @property
+    def render_dpi(self) -> int:
+        """The resolution pages are rendered at (72 dpi times ``render_scale``)."""
+        return round(72 * self.render_scale)
