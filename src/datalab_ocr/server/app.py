@@ -75,10 +75,10 @@ class _Service:
 
     async def submit(self, request: Request) -> Response:
         self.stats.requests += 1
+        self.stats.submits += 1
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        self.stats.submits += 1
         if self.runner.full:
             self.stats.queue_full += 1
             headers = {"Retry-After": retry_after_header(self.runner.retry_after())}
@@ -131,10 +131,10 @@ class _Service:
 
     async def check(self, request: Request) -> Response:
         self.stats.requests += 1
+        self.stats.polls += 1
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        self.stats.polls += 1
         job = self.store.get(request.path_params["request_id"], time.monotonic())
         if job is None:
             return _error(

@@ -44,7 +44,11 @@ def retry_after_header(seconds: float) -> str:
 
 @dataclass
 class Stats:
-    """What the server has seen since it started, served at ``GET /_local/stats``."""
+    """What the server has seen since it started, served at ``GET /_local/stats``.
+
+    ``submits`` and ``polls`` count every attempt, refused ones included, so that
+    ``requests == submits + polls`` and a benchmark sees the load it really put on the server.
+    """
 
     requests: int = 0
     submits: int = 0
