@@ -1,0 +1,378 @@
+"""What the LlamaIndex reader and the LangChain loader share: OCR results as page records.
+
+A :class:`PageRecord` is a framework-neutral document: its text, flat scalar metadata and a
+deterministic id. The integrations only rename a few source keys and wrap records in their
+framework's ``Document`` class, so both frameworks see the same text, pages and metadata.
+
+The per-file functions (:func:`ocr_file`, :func:`aocr_file`) are the single place where a file
+becomes records; :func:`aocr_files` runs several of them at once on the async client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Literal
+
+from ._client import AsyncDatalabClient, DatalabClient
+from ._exceptions import JobError
+from ._inputs import FileInput, prepare_upload
+from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
+from ._options import OCROptions
+from ._page_range import PageRange, format_page_range
+from ._policies import PollPolicy, RetryPolicy
+
+__all__ = [
+    "GEOMETRY_KEY",
+    "VERSION_PREFIX",
+    "ClientSettings",
+    "LoadOptions",
+    "Mode",
+    "PageRecord",
+    "Scalar",
+    "SourceFile",
+    "aocr_file",
+    "aocr_files",
+    "build_records",
+    "document_id",
+    "hidden_keys",
+    "ocr_file",
+]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["page", "file"]
+"""``"page"``: one document per page (the default); ``"file"``: one per file."""
+
+Scalar = str | int | float | bool
+"""A metadata value every vector store accepts."""
+
+VERSION_PREFIX = "datalab_version_"
+"""Prefixes each library version the service reports: ``datalab_version_surya``."""
+
+GEOMETRY_KEY = "line_geometry"
+"""The metadata key of the opt-in line geometry (a JSON string)."""
+
+# Fixed forever: changing it would change every document id and duplicate re-ingested files.
+_ID_NAMESPACE = uuid.UUID("6f1c1f38-5d0e-5b8e-9a51-0c6d1f9e4a27")
+
+# Bookkeeping that helps filtering and auditing but would only add noise to an embedding or a
+# prompt; the source, file name and page label stay visible so answers can cite them.
+_HIDDEN_KEYS = frozenset(
+    {
+        "page_index",
+        "total_pages",
+        "request_id",
+        "mean_confidence",
+        "page_width",
+        "page_height",
+        GEOMETRY_KEY,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """How to build the clients an integration uses; the key is kept out of ``repr``."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    local: bool = False
+    timeout: float | None = None
+    polling: PollPolicy | None = None
+    retry: RetryPolicy | None = None
+
+    def sync_client(self) -> DatalabClient:
+        """A new synchronous client with these settings."""
+        return DatalabClient(
+            self.api_key,
+            self.base_url,
+            local=self.local,
+            timeout=self.timeout,
+            retry=self.retry,
+            polling=self.polling,
+        )
+
+    def async_client(self) -> AsyncDatalabClient:
+        """A new async client with these settings."""
+        return AsyncDatalabClient(
+            self.api_key,
+            self.base_url,
+            local=self.local,
+            timeout=self.timeout,
+            retry=self.retry,
+            polling=self.polling,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """What to ask of the service for each file, and how to cut the result into records."""
+
+    max_pages: int | None = None
+    page_range: PageRange | None = None
+    skip_cache: bool = False
+    mode: Mode = "page"
+    include_geometry: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("page", "file"):
+            raise ValueError(f"mode must be 'page' or 'file', not {self.mode!r}")
+        # Fail when the loader is built, not on the first file: OCROptions checks both.
+        OCROptions.build(max_pages=self.max_pages, page_range=self.page_range)
+
+    def selection(self) -> str:
+        """The pages asked for, canonically: ``"0,2-4"``, ``"max:3"`` or ``"all"``."""
+        options = OCROptions.build(max_pages=self.max_pages, page_range=self.page_range)
+        if options.page_range is not None:
+            return format_page_range(options.page_range)
+        if options.max_pages is not None:
+            return f"max:{options.max_pages}"
+        return "all"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One file to OCR: what to upload and how its documents name it.
+
+    ``file`` is a path (streamed from disk) or the file's bytes, which need ``filename``.
+    ``source`` is the path or address as the caller knows it; ``name`` its last part.
+    """
+
+    file: FileInput
+    source: str
+    filename: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file name, without directories."""
+        return PurePath(self.source.replace("\\", "/")).name or self.source
+
+    @classmethod
+    def from_path(cls, path: str | PurePath) -> SourceFile:
+        """A file on the local disk, named by its path as given."""
+        return cls(file=str(path), source=str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str) -> SourceFile:
+        """A file already in memory; ``source`` names it (a path, URL or blob source)."""
+        name = PurePath(source.replace("\\", "/")).name or source
+        return cls(file=data, source=source, filename=name)
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """A framework-neutral document: a page (or a whole file), its metadata and its id.
+
+    ``metadata`` holds only flat scalars, and no source keys: each integration adds those
+    under its framework's names.
+    """
+
+    id: str
+    text: str
+    metadata: dict[str, Scalar]
+    page_index: int | None
+
+
+def document_id(content_sha256: str, options: LoadOptions, page_index: int | None) -> str:
+    """The id of one record: the same file, mode and page always give the same id.
+
+    A page's text does not depend on which other pages were asked for, so in page mode the
+    id ignores ``page_range`` and ``max_pages``: re-ingesting a file with a wider selection
+    updates the pages already stored. A whole-file record does change with the selection,
+    so in file mode the id includes it. ``skip_cache`` and ``include_geometry`` never change
+    what is embedded, so they never change the id. The path is not part of the id either:
+    the same content under two names is the same document.
+    """
+    key: dict[str, Any] = {"sha256": content_sha256, "mode": options.mode}
+    if options.mode == "page":
+        key["page_index"] = page_index
+    else:
+        key["pages"] = options.selection()
+    canonical = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return str(uuid.uuid5(_ID_NAMESPACE, canonical))
+
+
+def hidden_keys(metadata: dict[str, Any]) -> list[str]:
+    """The keys of ``metadata`` to keep out of embeddings and prompts."""
+    return [key for key in metadata if key in _HIDDEN_KEYS or key.startswith(VERSION_PREFIX)]
+
+
+def build_records(
+    result: OCRResult, source: SourceFile, content_sha256: str, options: LoadOptions
+) -> list[PageRecord]:
+    """Map a complete result to records: one per page, or one per file in file mode.
+
+    Raises :class:`JobError` for a result without pages: an empty list would make a file
+    silently vanish from an index.
+    """
+    if not result.pages:
+        raise JobError(
+            "the service reported success but returned no pages",
+            filename=source.source,
+            request_id=result.request_id,
+        )
+    shared = _result_metadata(result)
+    if options.mode == "file":
+        return [_file_record(result, shared, content_sha256, options)]
+    records = []
+    for position, page in enumerate(result.pages):
+        index = page.page_index if page.page_index is not None else position
+        metadata: dict[str, Scalar] = {
+            "page_index": index,
+            "page_label": str(index + 1),
+            **shared,
+            **_page_metadata(page),
+        }
+        if options.include_geometry:
+            metadata[GEOMETRY_KEY] = _geometry([page], with_page=False)
+        if not page.text_lines:
+            logger.info("page %d of %s has no text", index + 1, source.source)
+        records.append(
+            PageRecord(document_id(content_sha256, options, index), page.text, metadata, index)
+        )
+    return records
+
+
+def _file_record(
+    result: OCRResult, shared: dict[str, Scalar], content_sha256: str, options: LoadOptions
+) -> PageRecord:
+    metadata = dict(shared)
+    confidences = [
+        line.confidence
+        for page in result.pages
+        for line in page.text_lines
+        if line.confidence is not None
+    ]
+    if confidences:
+        metadata["mean_confidence"] = sum(confidences) / len(confidences)
+    if options.include_geometry:
+        metadata[GEOMETRY_KEY] = _geometry(result.pages, with_page=True)
+    text = PAGE_SEPARATOR.join(page.text for page in result.pages)
+    return PageRecord(document_id(content_sha256, options, None), text, metadata, None)
+
+
+def _result_metadata(result: OCRResult) -> dict[str, Scalar]:
+    metadata: dict[str, Scalar] = {"total_pages": len(result.pages)}
+    if result.request_id:
+        metadata["request_id"] = result.request_id
+    metadata.update(_flatten_versions(result.versions))
+    return metadata
+
+
+def _page_metadata(page: OCRPage) -> dict[str, Scalar]:
+    # Absent rather than None: several vector stores refuse None metadata values.
+    values = {
+        "mean_confidence": page.mean_confidence,
+        "page_width": page.width,
+        "page_height": page.height,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+_UNSAFE_KEY = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def _flatten_versions(versions: dict[str, Any], prefix: str = VERSION_PREFIX) -> dict[str, Scalar]:
+    """``{"surya": "0.4", "models": {"det": "1"}}`` as ``datalab_version_surya`` and so on."""
+    flat: dict[str, Scalar] = {}
+    for name, value in versions.items():
+        key = prefix + _UNSAFE_KEY.sub("_", str(name)).strip("_").lower()
+        if isinstance(value, dict):
+            flat.update(_flatten_versions(value, key + "_"))
+        elif isinstance(value, (str, int, float, bool)):
+            flat[key] = value
+        elif value is not None:
+            flat[key] = json.dumps(value, sort_keys=True)
+    return flat
+
+
+def _geometry(pages: Sequence[OCRPage], *, with_page: bool) -> str:
+    """The lines as a JSON string (text, bbox, confidence), so metadata stays flat."""
+    lines = []
+    for page in pages:
+        for line in page.text_lines:
+            entry: dict[str, Any] = {
+                "text": line.text,
+                "bbox": line.bbox,
+                "confidence": line.confidence,
+            }
+            if with_page:
+                entry["page_index"] = page.page_index
+            lines.append(entry)
+    return json.dumps(lines, separators=(",", ":"), ensure_ascii=False)
+
+
+def _content_sha256(source: SourceFile) -> str:
+    # Validates the file too, so a bad file fails before anything is uploaded.
+    return prepare_upload(source.file, source.filename).sha256()
+
+
+def ocr_file(client: DatalabClient, source: SourceFile, options: LoadOptions) -> list[PageRecord]:
+    """OCR one file on the sync client and map the result to records.
+
+    Errors propagate, naming the file: a failed job never turns into an empty list.
+    """
+    digest = _content_sha256(source)
+    result = client.ocr(
+        source.file,
+        filename=source.filename,
+        max_pages=options.max_pages,
+        page_range=options.page_range,
+        skip_cache=options.skip_cache,
+    )
+    return build_records(result, source, digest, options)
+
+
+async def aocr_file(
+    client: AsyncDatalabClient, source: SourceFile, options: LoadOptions
+) -> list[PageRecord]:
+    """OCR one file on the async client and map the result to records."""
+    digest = _content_sha256(source)
+    result = await client.ocr(
+        source.file,
+        filename=source.filename,
+        max_pages=options.max_pages,
+        page_range=options.page_range,
+        skip_cache=options.skip_cache,
+    )
+    return build_records(result, source, digest, options)
+
+
+async def aocr_files(
+    client: AsyncDatalabClient,
+    sources: Sequence[SourceFile],
+    options: LoadOptions,
+    *,
+    concurrency: int,
+) -> AsyncIterator[tuple[int, list[PageRecord]]]:
+    """OCR ``sources`` with at most ``concurrency`` jobs in flight.
+
+    Yields ``(position in sources, records)`` as each file completes, so callers can stream
+    or restore the input order. The first error cancels the files still running and
+    propagates.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(position: int, source: SourceFile) -> tuple[int, list[PageRecord]]:
+        async with gate:
+            return position, await aocr_file(client, source, options)
+
+    tasks = [asyncio.ensure_future(one(i, source)) for i, source in enumerate(sources)]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        # Reached on an error or when the consumer stops early: no job is left running
+        # unobserved, and no "task exception was never retrieved" warnings appear.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

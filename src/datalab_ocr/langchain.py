@@ -1,0 +1,264 @@
+"""A LangChain document loader and blob parser for the Datalab OCR API.
+
+Needs the ``langchain`` extra (``pip install 'datalab-ocr[langchain]'``)::
+
+    from datalab_ocr.langchain import DatalabOCRLoader
+
+    loader = DatalabOCRLoader("scans/", glob="**/*.pdf")   # DATALAB_API_KEY from the env
+    for document in loader.lazy_load():
+        print(document.metadata["source"], document.metadata["page"])
+
+:class:`DatalabOCRParser` does the same for any blob source, so ``GenericLoader`` (or blobs
+built in memory with ``Blob.from_data``) can feed it. Metadata follows LangChain's PDF
+loaders: ``source``, ``page`` (0-based), ``page_label`` (1-based string), ``total_pages``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.document_loaders import BaseBlobParser, BaseLoader
+from langchain_core.documents import Document
+from langchain_core.documents.base import Blob
+
+from ._client import AsyncDatalabClient, DatalabClient
+from ._documents import (
+    ClientSettings,
+    LoadOptions,
+    Mode,
+    PageRecord,
+    SourceFile,
+    aocr_files,
+    ocr_file,
+)
+from ._exceptions import InvalidInputError
+from ._inputs import SUPPORTED_KINDS
+from ._page_range import PageRange
+from ._policies import PollPolicy, RetryPolicy
+
+__all__ = ["DatalabOCRLoader", "DatalabOCRParser"]
+
+PathLike = str | os.PathLike[str]
+
+_SUPPORTED_SUFFIXES = frozenset(suffix for kind in SUPPORTED_KINDS for suffix in kind.extensions)
+
+
+class DatalabOCRParser(BaseBlobParser):
+    """Parses blobs (PDFs, images, Office files) into one ``Document`` per page by OCR.
+
+    A blob read from disk is streamed from its path; a blob held in memory needs a ``path``
+    (or a ``source`` in its metadata) to name it. The blob's own metadata is kept, and the
+    OCR metadata is added: ``source``, ``page``, ``page_label``, ``page_index``,
+    ``total_pages``, ``request_id``, ``mean_confidence``, ``page_width``, ``page_height``
+    and the engine versions (``datalab_version_*``). Each document's ``id`` is derived from
+    the content, so re-ingesting a file updates instead of duplicating.
+
+    ``client`` and ``async_client`` take clients you built yourself (proxies, tests); the
+    connection settings are then ignored and the parser does not close them.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        local: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        timeout: float | None = None,
+        polling: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        mode: Mode = "page",
+        include_geometry: bool = False,
+        client: DatalabClient | None = None,
+        async_client: AsyncDatalabClient | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self._settings = ClientSettings(
+            api_key=api_key,
+            base_url=base_url,
+            local=local,
+            timeout=timeout,
+            polling=polling,
+            retry=retry,
+        )
+        self._options = LoadOptions(
+            max_pages=max_pages,
+            page_range=page_range,
+            skip_cache=skip_cache,
+            mode=mode,
+            include_geometry=include_geometry,
+        )
+        self._concurrency = concurrency
+        self._client = client
+        self._async_client = async_client
+
+    def __repr__(self) -> str:
+        # The settings' repr leaves the key out; say only whether one was given.
+        key = "set" if self._settings.api_key else "none"
+        return f"{type(self).__name__}({self._settings!r}, {self._options!r}, api_key={key})"
+
+    def lazy_parse(self, blob: Blob) -> Iterator[Document]:
+        """OCR the blob on the sync client and yield its documents, page by page."""
+        source = _source_file(blob)
+        for record in ocr_file(self._sync_client(), source, self._options):
+            yield _to_document(record, source, blob.metadata)
+
+    async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
+        """OCR the blob on the async client and yield its documents."""
+        async for document in self.alazy_parse_many([blob]):
+            yield document
+
+    async def alazy_parse_many(self, blobs: Sequence[Blob]) -> AsyncIterator[Document]:
+        """OCR blobs with up to ``concurrency`` jobs at once; each file's documents as it ends.
+
+        Files may complete out of order; pages of one file keep their order.
+        """
+        sources = [_source_file(blob) for blob in blobs]
+        client = self._async_client
+        if client is None:
+            # One client per call: an httpx.AsyncClient must not outlive its event loop.
+            async with self._settings.async_client() as owned:
+                async for document in self._stream(owned, blobs, sources):
+                    yield document
+        else:
+            async for document in self._stream(client, blobs, sources):
+                yield document
+
+    async def _stream(
+        self, client: AsyncDatalabClient, blobs: Sequence[Blob], sources: list[SourceFile]
+    ) -> AsyncIterator[Document]:
+        files = aocr_files(client, sources, self._options, concurrency=self._concurrency)
+        async for position, records in files:
+            for record in records:
+                yield _to_document(record, sources[position], blobs[position].metadata)
+
+    def _sync_client(self) -> DatalabClient:
+        if self._client is None:
+            self._client = self._settings.sync_client()
+        return self._client
+
+
+class DatalabOCRLoader(BaseLoader):
+    """Loads files by OCR: one ``Document`` per page (or per file with ``mode="file"``).
+
+    ``file_path`` is a file, a list of files, or a directory. In a directory, ``glob``
+    picks the files (searched recursively with ``"**/..."``); without it, every file the
+    service accepts (PDF, images, Word, PowerPoint) is loaded, in sorted order.
+
+    ``lazy_load`` runs the files one after another on the sync client; ``alazy_load`` runs
+    up to ``concurrency`` at once on the async client. Errors propagate, naming the file.
+    The other arguments are those of :class:`DatalabOCRParser`.
+    """
+
+    def __init__(
+        self,
+        file_path: PathLike | Sequence[PathLike],
+        *,
+        glob: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        local: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        timeout: float | None = None,
+        polling: PollPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        mode: Mode = "page",
+        include_geometry: bool = False,
+        client: DatalabClient | None = None,
+        async_client: AsyncDatalabClient | None = None,
+    ) -> None:
+        self.file_path = file_path
+        self.glob = glob
+        self.parser = DatalabOCRParser(
+            api_key=api_key,
+            base_url=base_url,
+            local=local,
+            max_pages=max_pages,
+            page_range=page_range,
+            skip_cache=skip_cache,
+            timeout=timeout,
+            polling=polling,
+            retry=retry,
+            concurrency=concurrency,
+            mode=mode,
+            include_geometry=include_geometry,
+            client=client,
+            async_client=async_client,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.file_path!r}, glob={self.glob!r}, {self.parser!r})"
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Yield the documents of each file, one file after another."""
+        for path in self._paths():
+            yield from self.parser.lazy_parse(Blob.from_path(path))
+
+    async def alazy_load(self) -> AsyncIterator[Document]:
+        """Yield documents as files complete, up to ``concurrency`` files at once."""
+        blobs = [Blob.from_path(path) for path in self._paths()]
+        async for document in self.parser.alazy_parse_many(blobs):
+            yield document
+
+    def _paths(self) -> list[Path]:
+        """The files to load, resolved now (a directory's content may change over time)."""
+        given = (
+            [self.file_path]
+            if isinstance(self.file_path, (str, os.PathLike))
+            else list(self.file_path)
+        )
+        paths: list[Path] = []
+        for item in given:
+            path = Path(item)
+            if path.is_dir():
+                paths.extend(_files_in(path, self.glob))
+            else:
+                # A missing or unreadable file fails in the parser, with its name.
+                paths.append(path)
+        return paths
+
+
+def _files_in(directory: Path, glob: str | None) -> list[Path]:
+    found = sorted(directory.glob(glob or "**/*"))
+    files = [path for path in found if path.is_file()]
+    if glob is None:
+        files = [path for path in files if path.suffix.lower() in _SUPPORTED_SUFFIXES]
+    if not files:
+        # An empty directory is most likely a wrong path or glob; say so instead of
+        # returning nothing.
+        raise InvalidInputError(
+            f"no files to OCR in {directory} (glob {glob or 'of supported types'!r})",
+            filename=str(directory),
+        )
+    return files
+
+
+def _source_file(blob: Blob) -> SourceFile:
+    name = blob.source
+    if blob.data is None and blob.path is not None:
+        return SourceFile(file=str(blob.path), source=name or str(blob.path))
+    if not name:
+        raise InvalidInputError(
+            "a blob without a path or a 'source' in its metadata cannot be named in the "
+            "documents; build it with Blob.from_data(data, path='report.pdf')"
+        )
+    return SourceFile.from_bytes(blob.as_bytes(), name)
+
+
+def _to_document(record: PageRecord, source: SourceFile, extra: dict[str, Any]) -> Document:
+    metadata: dict[str, Any] = {**extra, "source": source.source}
+    if record.page_index is not None:
+        # LangChain's PDF loaders number pages from 0 in "page".
+        metadata["page"] = record.page_index
+    metadata.update(record.metadata)
+    return Document(id=record.id, page_content=record.text, metadata=metadata)

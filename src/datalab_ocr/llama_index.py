@@ -1,0 +1,309 @@
+"""A LlamaIndex reader for the Datalab OCR API: one ``Document`` per page.
+
+Needs the ``llama-index`` extra (``pip install 'datalab-ocr[llama-index]'``)::
+
+    from llama_index.core import SimpleDirectoryReader
+    from datalab_ocr.llama_index import DatalabOCRReader
+
+    reader = DatalabOCRReader()                  # DATALAB_API_KEY from the environment
+    documents = SimpleDirectoryReader(
+        "scans/", file_extractor={".pdf": reader, ".png": reader, ".jpg": reader}
+    ).load_data()
+
+The reader is serializable (``to_dict``/``to_json``) without its API key, which comes back
+from the ``DATALAB_API_KEY`` environment variable or an ``api_key=`` argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from pathlib import PurePath
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.readers.base import BasePydanticReader
+from llama_index.core.schema import Document
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+from ._client import AsyncDatalabClient, DatalabClient
+from ._documents import (
+    ClientSettings,
+    LoadOptions,
+    Mode,
+    PageRecord,
+    SourceFile,
+    aocr_files,
+    hidden_keys,
+    ocr_file,
+)
+from ._policies import PollPolicy, RetryPolicy
+
+__all__ = ["DatalabOCRReader", "DocumentStream"]
+
+FilePath = str | PurePath
+"""A file to read: a local path, or a path on the ``fs`` filesystem."""
+
+
+class DatalabOCRReader(BasePydanticReader):
+    """Reads PDFs, images and Office files through the Datalab OCR API.
+
+    Every page becomes a ``Document`` whose text is the page's OCR lines, one per line, with
+    ``file_path``, ``file_name``, ``page_label`` (1-based) and ``page_index`` (0-based) among
+    its metadata (``mode="file"`` gives one document per file). Document ids are derived from
+    the file's content, so re-ingesting a file updates its documents instead of duplicating
+    them. Errors propagate, naming the file: a failed job never yields an empty list.
+
+    ``client`` and ``async_client`` let you pass clients you built yourself (proxies, tests);
+    the connection fields are then ignored and the reader does not close them. Otherwise the
+    reader builds its clients on first use and reuses them; call :meth:`close` (or
+    :meth:`aclose`) when done.
+    """
+
+    is_remote: bool = True
+    api_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="Datalab API key; defaults to the DATALAB_API_KEY environment variable. "
+        "Never serialized.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Service URL; defaults to DATALAB_BASE_URL, then https://www.datalab.to.",
+    )
+    local: bool = Field(
+        default=False, description="OCR on the embedded local server instead (no key needed)."
+    )
+    max_pages: int | None = Field(default=None, ge=1, description="Most pages per file.")
+    page_range: str | list[int] | None = Field(
+        default=None, description="0-based pages to OCR, like '0,2-4'; overrides max_pages."
+    )
+    skip_cache: bool = Field(default=False, description="Re-run OCR instead of using the cache.")
+    timeout: float | None = Field(default=None, gt=0, description="Per-request HTTP timeout (s).")
+    polling: PollPolicy | None = Field(
+        default=None, description="Poll interval and overall job deadline."
+    )
+    retry: RetryPolicy | None = Field(default=None, description="Retries of single requests.")
+    concurrency: int = Field(
+        default=4, ge=1, description="Files OCRed at once by the async methods."
+    )
+    show_progress: bool = Field(default=False, description="Show a progress bar over files.")
+    mode: Mode = Field(default="page", description="'page': a document per page; 'file': one.")
+    include_geometry: bool = Field(
+        default=False, description="Add the lines' boxes and confidences as JSON metadata."
+    )
+
+    _client: DatalabClient | None = PrivateAttr(default=None)
+    _async_client: AsyncDatalabClient | None = PrivateAttr(default=None)
+    _async_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
+    _owns_client: bool = PrivateAttr(default=True)
+    _owns_async_client: bool = PrivateAttr(default=True)
+
+    def __init__(
+        self,
+        *,
+        client: DatalabClient | None = None,
+        async_client: AsyncDatalabClient | None = None,
+        **data: Any,
+    ) -> None:
+        super().__init__(**data)
+        # Fail at construction on a bad page_range or max_pages, not on the first file.
+        self._load_options()
+        self._client = client
+        self._async_client = async_client
+        self._owns_client = client is None
+        self._owns_async_client = async_client is None
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex uses to identify this component when serializing it."""
+        return "DatalabOCRReader"
+
+    # Loading.
+
+    def load_data(
+        self,
+        file_path: FilePath | Sequence[FilePath],
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+    ) -> list[Document]:
+        """OCR one file or several, one after another, and return their documents.
+
+        ``extra_info`` is merged into every document's metadata (its values win). ``fs`` is
+        an fsspec filesystem to read the files from, as ``SimpleDirectoryReader`` passes it.
+        """
+        return list(self.lazy_load_data(file_path, extra_info=extra_info, fs=fs))
+
+    def lazy_load_data(
+        self,
+        file_path: FilePath | Sequence[FilePath],
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+    ) -> Iterator[Document]:
+        """Yield the documents of each file as soon as that file is done."""
+        paths = _as_list(file_path)
+        for path in tqdm(paths, desc="OCR", unit="file", disable=not self.show_progress):
+            yield from self._load_file(path, extra_info, fs)
+
+    async def aload_data(
+        self,
+        file_path: FilePath | Sequence[FilePath],
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+    ) -> list[Document]:
+        """OCR the files with up to ``concurrency`` jobs at once; documents in input order."""
+        paths = _as_list(file_path)
+        by_position: dict[int, list[Document]] = {}
+        async for position, documents in self._stream_files(paths, extra_info, fs):
+            by_position[position] = documents
+        return [document for position in sorted(by_position) for document in by_position[position]]
+
+    def alazy_load_data(  # type: ignore[override]
+        self,
+        file_path: FilePath | Sequence[FilePath],
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+    ) -> DocumentStream:
+        """Stream documents with ``async for``, each file's as soon as it completes.
+
+        Files run up to ``concurrency`` at once, so files may arrive out of input order;
+        pages of one file keep their order. ``await reader.alazy_load_data(...)`` also works
+        (it returns the list), as the base class promises.
+        """
+        # The base class declares a coroutine returning an iterable, which cannot stream;
+        # DocumentStream is both awaitable and async-iterable, so it serves either use.
+        paths = _as_list(file_path)
+        return DocumentStream(self._stream_files(paths, extra_info, fs))
+
+    # The one place where a file becomes documents; a batch API can replace this later.
+
+    def _load_file(
+        self, path: FilePath, extra_info: dict[str, Any] | None, fs: Any
+    ) -> list[Document]:
+        source = _source_file(path, fs)
+        records = ocr_file(self._sync_client(), source, self._load_options())
+        return [_to_document(record, source, extra_info) for record in records]
+
+    async def _stream_files(
+        self, paths: list[FilePath], extra_info: dict[str, Any] | None, fs: Any
+    ) -> AsyncIterator[tuple[int, list[Document]]]:
+        sources = [_source_file(path, fs) for path in paths]
+        client = self._async()
+        with tqdm(
+            total=len(sources), desc="OCR", unit="file", disable=not self.show_progress
+        ) as progress:
+            async for position, records in aocr_files(
+                client, sources, self._load_options(), concurrency=self.concurrency
+            ):
+                progress.update(1)
+                source = sources[position]
+                yield position, [_to_document(record, source, extra_info) for record in records]
+
+    # Clients, built once on first use.
+
+    def _client_settings(self) -> ClientSettings:
+        return ClientSettings(
+            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
+            base_url=self.base_url,
+            local=self.local,
+            timeout=self.timeout,
+            polling=self.polling,
+            retry=self.retry,
+        )
+
+    def _load_options(self) -> LoadOptions:
+        return LoadOptions(
+            max_pages=self.max_pages,
+            page_range=self.page_range,
+            skip_cache=self.skip_cache,
+            mode=self.mode,
+            include_geometry=self.include_geometry,
+        )
+
+    def _sync_client(self) -> DatalabClient:
+        if self._client is None:
+            self._client = self._client_settings().sync_client()
+        return self._client
+
+    def _async(self) -> AsyncDatalabClient:
+        if not self._owns_async_client:
+            assert self._async_client is not None
+            return self._async_client
+        # An httpx.AsyncClient belongs to the event loop it first ran on; a notebook or a
+        # test suite may call us from a new loop each time, so build one client per loop.
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            self._async_client = self._client_settings().async_client()
+            self._async_loop = loop
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client this reader built (clients passed in are left open)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close the clients this reader built (clients passed in are left open)."""
+        self.close()
+        if self._owns_async_client and self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+
+class DocumentStream:
+    """The documents of :meth:`DatalabOCRReader.alazy_load_data`.
+
+    ``async for document in stream`` streams them; ``await stream`` returns them all as a
+    list. Use it one way, once.
+    """
+
+    def __init__(self, files: AsyncIterator[tuple[int, list[Document]]]) -> None:
+        self._files = files
+
+    async def __aiter__(self) -> AsyncIterator[Document]:
+        async for _, documents in self._files:
+            for document in documents:
+                yield document
+
+    def __await__(self) -> Generator[Any, None, list[Document]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[Document]:
+        return [document async for document in self]
+
+
+def _as_list(file_path: FilePath | Sequence[FilePath]) -> list[FilePath]:
+    if isinstance(file_path, (str, PurePath)):
+        return [file_path]
+    return list(file_path)
+
+
+def _source_file(path: FilePath, fs: Any) -> SourceFile:
+    if fs is None:
+        return SourceFile.from_path(path)
+    # A filesystem may be remote (S3, GCS, memory): read the bytes through it; the name keeps
+    # its path on that filesystem.
+    with fs.open(str(path), "rb") as stream:
+        data = stream.read()
+    return SourceFile.from_bytes(data, str(path))
+
+
+def _to_document(
+    record: PageRecord, source: SourceFile, extra_info: dict[str, Any] | None
+) -> Document:
+    metadata: dict[str, Any] = {
+        "file_path": source.source,
+        "file_name": source.name,
+        **record.metadata,
+        **(extra_info or {}),
+    }
+    hidden = hidden_keys(metadata)
+    return Document(
+        id_=record.id,
+        text=record.text,
+        metadata=metadata,
+        excluded_embed_metadata_keys=list(hidden),
+        excluded_llm_metadata_keys=list(hidden),
+    )
