@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,12 +50,16 @@ def render_lines(
     return image
 
 
-def degrade(image: Image.Image, *, angle: float = 2.0, noise: float = 24.0) -> Image.Image:
-    """A scanner-like copy: slightly rotated, blurred, with deterministic pixel noise."""
+def degrade(
+    image: Image.Image, *, angle: float = 2.0, blur: float = 1.2, noise: float = 0.25, seed: int = 7
+) -> Image.Image:
+    """A scanner-like copy: rotated by ``angle`` degrees, blurred, with seeded uniform noise."""
     rotated = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
-    blurred = rotated.filter(ImageFilter.GaussianBlur(radius=1.0))
-    grain = Image.effect_noise(blurred.size, noise)
-    return Image.blend(blurred, grain, 0.25).point(lambda value: min(255, value + 40))
+    blurred = rotated.filter(ImageFilter.GaussianBlur(radius=blur))
+    grain = Image.frombytes(
+        "L", blurred.size, random.Random(seed).randbytes(blurred.width * blurred.height)
+    )
+    return Image.blend(blurred, grain, noise)
 
 
 def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -86,9 +91,7 @@ def text_pdf(pages: Sequence[Sequence[PDF_LINE]], width: float = 612, height: fl
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:g} {height:g}] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
         )
-        bodies.append(
-            f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream"
-        )
+        bodies.append(f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(bodies, start=1):
@@ -97,7 +100,9 @@ def text_pdf(pages: Sequence[Sequence[PDF_LINE]], width: float = 612, height: fl
     xref = len(out)
     out += f"xref\n0 {len(bodies) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(bodies) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(bodies) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return bytes(out)
 
 
@@ -135,9 +140,7 @@ def wait_complete(client: httpx.Client, check_url: str, timeout: float = 30.0) -
         time.sleep(0.02)
 
 
-def run_job(
-    client: httpx.Client, base_url: str, content: bytes, **kwargs: str
-) -> dict[str, Any]:
+def run_job(client: httpx.Client, base_url: str, content: bytes, **kwargs: str) -> dict[str, Any]:
     """Submit a document and wait for its completed result."""
     response = submit(client, base_url, content, **kwargs)
     assert response.status_code == 200, response.text

@@ -12,11 +12,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 from PIL import Image
+from server_helpers import image_bytes, numbered_pdf, run_job, submit, wait_complete
 
 from datalab_ocr.server import LocalServer
 from datalab_ocr.server.office import find_soffice
-
-from server_helpers import image_bytes, numbered_pdf, run_job, submit, wait_complete
 
 StartServer = Callable[..., LocalServer]
 
@@ -124,9 +123,7 @@ def test_an_invalid_page_range_gets_422_with_a_detail_list(
     assert "page range" in problem["msg"]
 
 
-def test_a_request_without_a_file_gets_422(
-    start_server: StartServer, client: httpx.Client
-) -> None:
+def test_a_request_without_a_file_gets_422(start_server: StartServer, client: httpx.Client) -> None:
     server = start_server(engine="none")
     response = client.post(f"{server.base_url}/api/v1/ocr", data={"max_pages": "1"})
     assert response.status_code == 422
@@ -238,7 +235,9 @@ def test_a_decompression_bomb_image_fails_its_job(
     ocr_server: LocalServer, client: httpx.Client
 ) -> None:
     bomb = image_bytes(Image.new("1", (6000, 6000), 1))  # 36 Mpx in a few kB
-    result = run_job(client, ocr_server.base_url, bomb, filename="bomb.png", content_type="image/png")
+    result = run_job(
+        client, ocr_server.base_url, bomb, filename="bomb.png", content_type="image/png"
+    )
     assert result["success"] is False
     assert "decompression bomb" in result["error"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from datalab_ocr._models import TextLine
 
@@ -69,9 +69,19 @@ class TesseractEngine:
 
     def recognize(self, image: Image.Image, dpi: int) -> list[TextLine]:
         """The text lines of ``image``, in Tesseract's reading order, boxes in its pixels."""
+        gray = image.convert("L")
+        lines = self._recognize(gray, dpi)
+        if not lines:
+            # Grainy scans (noise, then JPEG blocks) can defeat Tesseract's layout analysis
+            # entirely; a 3x3 median filter removes the grain and keeps strokes. Only as a
+            # retry: on clean small print the filter would thin strokes for nothing.
+            lines = self._recognize(gray.filter(ImageFilter.MedianFilter(3)), dpi)
+        return lines
+
+    def _recognize(self, gray: Image.Image, dpi: int) -> list[TextLine]:
         tesserocr = self._tesserocr
         level = tesserocr.RIL.TEXTLINE
-        self._api.SetImage(image.convert("L"))
+        self._api.SetImage(gray)
         # Without a resolution Tesseract guesses one and warns; the caller knows the real one.
         self._api.SetSourceResolution(dpi)
         self._api.Recognize()
