@@ -36,7 +36,8 @@ POLL_INTERVAL = 0.05
 def _long_pdf(pages: int) -> bytes:
     """The example PDF's pages repeated to ``pages`` pages (written by its generator)."""
     spec = importlib.util.spec_from_file_location("make_data", DATA / "make_data.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     make_data = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_data)
     chosen = [make_data.PDF_PAGES[i % len(make_data.PDF_PAGES)] for i in range(pages)]
