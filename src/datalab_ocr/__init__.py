@@ -41,6 +41,7 @@ from ._models import PAGE_SEPARATOR, Glyph, OCRPage, OCRResult, SubmitResponse, 
 from ._options import OCRJob
 from ._page_range import PageRange, format_page_range, parse_page_range
 from ._policies import PollPolicy, RetryPolicy
+from ._ratelimit import RateLimiter
 
 __all__ = [
     "API_KEY_ENV",
@@ -75,6 +76,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
+    "RateLimiter",
     "RequestValidationError",
     "RetryPolicy",
     "ServerError",

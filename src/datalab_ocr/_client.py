@@ -36,6 +36,7 @@ from ._models import OCRResult
 from ._options import OCRJob, OCROptions
 from ._page_range import PageRange, parse_page_range
 from ._policies import DEFAULT_TIMEOUT, PollPolicy, RetryPolicy
+from ._ratelimit import RateLimiter
 
 __all__ = ["AsyncDatalabClient", "DatalabClient"]
 
@@ -63,9 +64,16 @@ class _BaseClient:
         polling: PollPolicy | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
+        rate_limit: RateLimiter | bool = True,
         _endpoint: Endpoint | None = None,
     ) -> None:
         self._connection = resolve_connection(api_key, base_url, local=local)
+        if rate_limit is True:
+            # The embedded server has no account to protect; everything else gets the
+            # hosted API's budget unless told otherwise.
+            limiter = None if local else RateLimiter()
+        else:
+            limiter = rate_limit or None
         self._timeout: httpx.Timeout | None = (
             timeout
             if isinstance(timeout, httpx.Timeout) or timeout is None
@@ -78,6 +86,7 @@ class _BaseClient:
             clock=clock or SystemClock(),
             rng=random.Random(seed),
             endpoint=_endpoint or Endpoint(),
+            limiter=limiter,
         )
 
     @property
@@ -210,6 +219,7 @@ class DatalabClient(_BaseClient):
         http_client: httpx.Client | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
+        rate_limit: RateLimiter | bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -220,6 +230,7 @@ class DatalabClient(_BaseClient):
             polling=polling,
             clock=clock,
             seed=seed,
+            rate_limit=rate_limit,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._timeout or DEFAULT_TIMEOUT)
@@ -331,6 +342,7 @@ class AsyncDatalabClient(_BaseClient):
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
+        rate_limit: RateLimiter | bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -341,6 +353,7 @@ class AsyncDatalabClient(_BaseClient):
             polling=polling,
             clock=clock,
             seed=seed,
+            rate_limit=rate_limit,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=self._timeout or DEFAULT_TIMEOUT)

@@ -31,7 +31,9 @@ from ._exceptions import (
 from ._inputs import Upload
 from ._models import OCRPage, OCRResult, SubmitResponse
 from ._options import OCRJob, OCROptions
+from ._planner import PollPlanner
 from ._policies import PollPolicy, RetryPolicy, is_retryable_status, parse_retry_after
+from ._ratelimit import RateLimiter
 
 __all__ = [
     "Endpoint",
@@ -98,6 +100,12 @@ class FlowSettings:
     clock: Clock
     rng: random.Random = field(default_factory=random.Random)
     endpoint: Endpoint = field(default_factory=Endpoint)
+    limiter: RateLimiter | None = None
+    planner: PollPlanner | None = None
+
+    def __post_init__(self) -> None:
+        if self.planner is None:
+            object.__setattr__(self, "planner", PollPlanner(self.polling))
 
     def url(self, *segments: str) -> str:
         """An absolute URL below the base URL."""
@@ -120,7 +128,8 @@ def run_ocr(settings: FlowSettings, upload: Upload, options: OCROptions) -> Flow
     """Submit ``upload``, wait for the job and return its result."""
     deadline = settings.clock.monotonic() + settings.polling.timeout
     job = yield from submit_job(settings, upload, options, deadline=deadline)
-    return (yield from wait_for_job(settings, job, deadline=deadline))
+    submitted_at = settings.clock.monotonic()
+    return (yield from wait_for_job(settings, job, deadline=deadline, submitted_at=submitted_at))
 
 
 def submit_job(
@@ -152,7 +161,17 @@ def submit_job(
         filename=upload.display_name,
         page_range=options.page_range,
         max_pages=options.max_pages,
+        expected_pages=_expected_pages(upload, options),
     )
+
+
+def _expected_pages(upload: Upload, options: OCROptions) -> int:
+    if options.page_range is not None:
+        return len(options.page_range)
+    pages = upload.page_hint
+    if options.max_pages is not None:
+        pages = min(pages, options.max_pages)
+    return pages
 
 
 def wait_for_job(
@@ -161,43 +180,72 @@ def wait_for_job(
     *,
     deadline: float | None = None,
     check_first: bool = False,
+    submitted_at: float | None = None,
 ) -> Flow[OCRResult]:
     """Poll a job until it completes and return its result.
 
     Raises :class:`JobFailedError` when the service reports failure and
     :class:`JobTimeoutError` when ``deadline`` (monotonic seconds; by default the polling
-    policy's timeout from now) passes first. ``check_first`` checks at once instead of after
-    the first poll delay, for resuming a job that may already be done.
+    policy's timeout from now) passes first. ``check_first`` checks at once, for resuming a
+    job that may already be done. ``submitted_at`` (monotonic) is when the job was submitted,
+    if known; only then does its duration teach the planner.
     """
     clock = settings.clock
+    planner = settings.planner
+    assert planner is not None
+    start = clock.monotonic() if submitted_at is None else submitted_at
     if deadline is None:
         deadline = clock.monotonic() + settings.polling.timeout
     context = _Context(job.filename, job.request_id, job.check_url)
-    poll = 0
-    while True:
-        if poll or not check_first:
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                raise JobTimeoutError(
-                    f"the job did not complete within the {settings.polling.timeout:g} s "
-                    f"deadline; it may still finish: call wait() with its request id within "
-                    f"an hour to collect the result without paying again",
-                    filename=job.filename,
-                    request_id=job.request_id,
-                    check_url=job.check_url,
-                )
-            delay = settings.polling.delay(poll + 1, settings.rng)
-            yield Sleep(min(delay, remaining), "poll")
-        poll += 1
-        result = yield from _check(settings, job, context, deadline)
-        if _is_finished(result, context):
-            logger.info(
-                "request %s complete after %d checks: %d pages",
-                job.request_id,
-                poll,
-                len(result.pages),
+    timer = planner.begin(job.expected_pages or 1)
+    learned = submitted_at is not None
+    finished_at: float | None = None
+    try:
+        while True:
+            now = clock.monotonic()
+            remaining = deadline - now
+            wait = (
+                0.0
+                if check_first and timer.polls == 0
+                else (start + planner.next_poll(timer, settings.rng) - now)
             )
-            return _finish(result, job)
+            if wait > 0 or remaining <= 0:
+                if remaining <= 0:
+                    raise _deadline_passed(settings, job)
+                # While an estimate may arrive any moment, wake up to re-plan at least every
+                # second instead of sleeping through the whole fixed-schedule gap.
+                if planner.learning(timer):
+                    wait = min(wait, _REPLAN_SECONDS)
+                yield Sleep(min(wait, remaining), "poll")
+                continue
+            sent = clock.monotonic() - start
+            result = yield from _check(settings, job, context, deadline)
+            if _is_finished(result, context):
+                finished_at = sent if learned else None
+                logger.info(
+                    "request %s complete after %d checks: %d pages",
+                    job.request_id,
+                    timer.polls + 1,
+                    len(result.pages),
+                )
+                return _finish(result, job)
+            planner.running(timer, sent)
+    finally:
+        planner.finished(timer, finished_at)
+
+
+_REPLAN_SECONDS = 1.0
+
+
+def _deadline_passed(settings: FlowSettings, job: OCRJob) -> JobTimeoutError:
+    return JobTimeoutError(
+        f"the job did not complete within the {settings.polling.timeout:g} s deadline; it may "
+        f"still finish: call wait() with its request id within an hour to collect the result "
+        f"without paying again",
+        filename=job.filename,
+        request_id=job.request_id,
+        check_url=job.check_url,
+    )
 
 
 def check_job(settings: FlowSettings, job: OCRJob) -> Flow[OCRResult]:
@@ -332,6 +380,12 @@ def _exchange(
     attempt = 0
     while True:
         attempt += 1
+        if settings.limiter is not None:
+            wait = settings.limiter.reserve(settings.clock.monotonic())
+            if wait > 0:
+                log = logger.info if wait >= _LOUD_RATE_WAIT else logger.debug
+                log("rate limit: %s waits %.1f s", request.action, wait)
+                yield Sleep(wait, "rate limit")
         outcome = yield request
         retry_after: float | None = None
         error: DatalabError
@@ -378,6 +432,9 @@ def _exchange(
             delay,
         )
         yield Sleep(delay, f"retry {request.action}")
+
+
+_LOUD_RATE_WAIT = 5.0
 
 
 def _surely_not_received(error: httpx.TransportError) -> bool:

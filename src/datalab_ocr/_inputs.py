@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePath
 from typing import IO, BinaryIO, Union
 
@@ -28,6 +30,7 @@ FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[byte
 """A path, the bytes of a file (with ``filename=``), or a binary file object."""
 
 _HEAD_BYTES = 8192
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 _CHUNK = 1024 * 1024
 
 
@@ -154,6 +157,26 @@ class Upload:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    @cached_property
+    def page_hint(self) -> int:
+        """A cheap guess of the page count: PDF page objects counted, 1 for anything else.
+
+        Page objects inside compressed object streams are not seen; then the guess is 1.
+        """
+        if self.kind is not PDF:
+            return 1
+        count, tail = 0, b""
+        with self.open() as stream:
+            while chunk := stream.read(_CHUNK):
+                data = tail + chunk
+                count += len(_PDF_PAGE.findall(data))
+                # Keep a short tail so a marker split across chunks is still seen; a marker
+                # wholly inside the tail was counted already, so drop complete ones from it.
+                tail = data[-16:]
+                if _PDF_PAGE.search(tail):
+                    tail = b""
+        return max(1, count)
 
     @property
     def source(self) -> str:

@@ -71,6 +71,7 @@ class OCRJob:
 
     The service keeps a result for one hour after completion. Store ``request_id`` (and the
     ``page_range`` that was asked for) to collect the result later with ``wait()``.
+    ``expected_pages`` is the client's guess of the pages to OCR, used to time polls.
     """
 
     request_id: str
@@ -78,3 +79,4 @@ class OCRJob:
     filename: str | None = None
     page_range: tuple[int, ...] | None = None
     max_pages: int | None = None
+    expected_pages: int | None = None

@@ -99,11 +99,17 @@ class RetryPolicy:
 class PollPolicy:
     """How often to ask whether a job is done, and for how long in all.
 
-    The first check comes ``initial_delay`` seconds after the submit; the gaps then grow by
-    ``multiplier`` up to ``max_delay``, each varied by up to ``jitter`` either way. ``timeout``
-    is the overall job deadline, from the submit (or the start of ``wait()``) to a complete
-    result; it is separate from the per-request HTTP timeouts. When it passes the client raises
-    :class:`~datalab_ocr.JobTimeoutError` with the request id, so the job can be resumed.
+    With ``adaptive=True`` (the default) a client learns how long its jobs take per page and
+    aims each job's first poll at its expected end, then steps by 10 % of the elapsed time
+    (at least 0.5 s) after a miss; see the README's "Adaptive polling". The fixed schedule
+    below serves until anything is learned, and always with ``adaptive=False``: the first check
+    comes ``initial_delay`` seconds after the submit; the gaps then grow by ``multiplier`` up
+    to ``max_delay``, each varied by up to ``jitter`` either way.
+
+    ``timeout`` is the overall job deadline, from the submit (or the start of ``wait()``) to a
+    complete result; it is separate from the per-request HTTP timeouts. When it passes the
+    client raises :class:`~datalab_ocr.JobTimeoutError` with the request id, so the job can be
+    resumed.
     """
 
     initial_delay: float = 1.0
@@ -111,6 +117,7 @@ class PollPolicy:
     max_delay: float = 10.0
     jitter: float = 0.1
     timeout: float = 900.0
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:

@@ -347,7 +347,9 @@ def test_submit_answer_with_success_false_is_a_job_failure(
 
 
 def test_deadline_ends_in_a_timeout_with_the_request_id(harness: Harness, pdf_file: Path) -> None:
-    harness.client_kwargs["polling"] = PollPolicy(initial_delay=10, max_delay=10, timeout=60)
+    harness.client_kwargs["polling"] = PollPolicy(
+        initial_delay=10, max_delay=10, timeout=60, adaptive=False
+    )
     harness.service.submits = [submitted("slow-1")]
     harness.service.polls = [processing()] * 10
 
@@ -392,6 +394,7 @@ def test_submit_returns_a_job_handle_without_polling(harness: Harness, pdf_file:
         filename=str(pdf_file),
         page_range=(1, 2),
         max_pages=None,
+        expected_pages=2,
     )
     assert harness.service.gets == []
 

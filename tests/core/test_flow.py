@@ -32,7 +32,7 @@ def settings(clock: FakeClock, **polling: float) -> FlowSettings:
     return FlowSettings(
         base_url=httpx.URL("https://www.datalab.to"),
         retry=RetryPolicy(jitter=0),
-        polling=PollPolicy(jitter=0, **polling),
+        polling=PollPolicy(jitter=0, adaptive=False, **polling),
         clock=clock,
         rng=random.Random(0),
     )
@@ -59,10 +59,12 @@ def test_the_first_step_is_the_upload() -> None:
 
 
 def test_after_the_submit_it_waits_then_polls_the_check_url() -> None:
-    flow = start(FakeClock(), initial_delay=2)
+    clock = FakeClock()
+    flow = start(clock, initial_delay=2)
     next(flow)
 
     wait = flow.send(submitted("j1"))
+    clock.advance(2)
     poll = flow.send(None)
 
     assert wait == Sleep(2, "poll")
@@ -74,22 +76,23 @@ def test_poll_gaps_grow_to_the_cap() -> None:
     clock = FakeClock()
     flow = start(clock, initial_delay=1, multiplier=2, max_delay=5)
     next(flow)
-    flow.send(submitted())
+    step = flow.send(submitted())
     gaps = []
     for _ in range(5):
-        flow.send(None)  # the poll request
-        step = flow.send(processing())
         assert isinstance(step, Sleep)
         gaps.append(step.seconds)
         clock.advance(step.seconds)
+        assert isinstance(flow.send(None), Send)
+        step = flow.send(processing())
 
-    assert gaps == [2, 4, 5, 5, 5]
+    assert gaps == [1, 2, 4, 5, 5]
 
 
 def test_the_flow_returns_the_result_with_page_indices() -> None:
-    flow = start(FakeClock())
+    clock = FakeClock()
+    flow = start(clock)
     next(flow)
-    flow.send(submitted("j2"))
+    clock.advance(flow.send(submitted("j2")).seconds)  # type: ignore[union-attr]
     flow.send(None)
 
     with pytest.raises(StopIteration) as done:
@@ -140,9 +143,9 @@ def test_a_retry_that_would_pass_the_deadline_is_not_waited_for() -> None:
     clock = FakeClock()
     flow = start(clock, timeout=10)
     next(flow)
-    flow.send(submitted())
+    clock.advance(flow.send(submitted()).seconds)  # type: ignore[union-attr]
     flow.send(None)
-    clock.advance(9.9)
+    clock.advance(8.9)
 
     with pytest.raises(Exception, match="HTTP 429"):
         flow.send(status(429, headers={"Retry-After": "60"}))

@@ -1,0 +1,100 @@
+"""Adaptive polling: the planner learns job durations and aims polls at them."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from datalab_ocr import PollPolicy
+from datalab_ocr._planner import PollPlanner
+
+RNG = random.Random(0)
+
+
+def run_job(planner: PollPlanner, duration: float, units: float = 1) -> list[float]:
+    """Poll one job that completes ``duration`` s after submit; return the poll times."""
+    job = planner.begin(units)
+    polls = []
+    while True:
+        at = planner.next_poll(job, RNG)
+        polls.append(at)
+        if at >= duration:
+            planner.finished(job, at)
+            return polls
+        planner.running(job, at)
+
+
+def test_the_first_job_probes_in_small_steps_and_notices_completion_soon() -> None:
+    planner = PollPlanner(PollPolicy())
+
+    polls = run_job(planner, 20.0)
+
+    assert polls[-1] - 20.0 <= max(0.5, 0.1 * 20.0)
+
+
+def test_later_jobs_of_similar_length_need_about_one_poll() -> None:
+    planner = PollPlanner(PollPolicy())
+    durations = [10.0 * (1 + 0.02 * ((i * 7) % 5 - 2)) for i in range(60)]
+    counts = [len(run_job(planner, duration)) for duration in durations]
+
+    later = counts[10:]
+    assert sum(later) / len(later) <= 1.5
+
+
+def test_completion_is_noticed_within_ten_percent_once_learned() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(10):
+        run_job(planner, 30.0)
+
+    polls = run_job(planner, 30.0)
+
+    assert 30.0 <= polls[-1] <= 33.0
+
+
+def test_durations_are_learned_per_page() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(10):
+        run_job(planner, 4.0, units=2)
+
+    assert planner.expected(10) == pytest.approx(20.0, rel=0.1)
+
+
+def test_after_a_miss_polls_step_by_a_tenth_of_the_elapsed_time() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(5):
+        run_job(planner, 10.0)
+
+    polls = run_job(planner, 40.0)
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+
+    assert all(gap == pytest.approx(max(0.5, 0.1 * a)) for gap, a in zip(gaps, polls))
+
+
+def test_only_one_job_probes_while_nothing_is_known() -> None:
+    planner = PollPlanner(PollPolicy())
+
+    first, second = planner.begin(1), planner.begin(1)
+
+    assert (first.probe, second.probe) == (True, False)
+    assert planner.learning(second)
+
+
+def test_a_failed_probe_hands_probing_to_the_next_job() -> None:
+    planner = PollPlanner(PollPolicy())
+    first = planner.begin(1)
+    planner.finished(first, None)
+
+    assert planner.begin(1).probe
+
+
+def test_fixed_schedule_when_not_adaptive() -> None:
+    planner = PollPlanner(PollPolicy(initial_delay=2, multiplier=2, jitter=0, adaptive=False))
+    job = planner.begin(1)
+    times = []
+    for _ in range(3):
+        at = planner.next_poll(job, RNG)
+        times.append(at)
+        planner.running(job, at)
+
+    assert times == [2, 6, 14]

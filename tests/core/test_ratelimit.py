@@ -1,0 +1,68 @@
+"""The client-side rate limiter."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from datalab_ocr import RateLimiter
+
+
+def test_requests_within_the_limit_go_at_once() -> None:
+    limiter = RateLimiter(requests=3, window=10, margin=0)
+
+    assert [limiter.reserve(0.0) for _ in range(3)] == [0, 0, 0]
+
+
+def test_the_next_request_waits_for_the_oldest_to_leave_the_window() -> None:
+    limiter = RateLimiter(requests=3, window=10, margin=0.5)
+    for now in (0.0, 1.0, 2.0):
+        limiter.reserve(now)
+
+    assert limiter.reserve(3.0) == pytest.approx(7.5)
+
+
+def test_no_window_ever_holds_more_than_the_limit() -> None:
+    limiter = RateLimiter(requests=5, window=1.0, margin=0)
+    slots = []
+    now = 0.0
+    for _ in range(60):
+        slots.append(now + limiter.reserve(now))
+        now += 0.05
+
+    for first in slots:
+        assert sum(first <= slot < first + 1.0 for slot in slots) <= 5
+
+
+def test_slots_are_served_in_order() -> None:
+    limiter = RateLimiter(requests=2, window=10, margin=0)
+    slots = [limiter.reserve(0.0) for _ in range(6)]
+
+    assert slots == sorted(slots)
+    assert slots == [0, 0, 10, 10, 20, 20]
+
+
+def test_threads_share_one_budget() -> None:
+    limiter = RateLimiter(requests=10, window=60, margin=0)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            wait = limiter.reserve(0.0)
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert sorted(waits) == [0.0] * 10 + [60.0] * 10
+
+
+def test_nonsense_limits_are_refused() -> None:
+    with pytest.raises(ValueError, match="requests >= 1"):
+        RateLimiter(requests=0)
