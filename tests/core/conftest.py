@@ -7,7 +7,7 @@ Every scenario runs through both clients: the ``harness`` fixture is parametrize
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,10 +155,9 @@ def pdf_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATALAB_API_KEY", raising=False)
     monkeypatch.delenv("DATALAB_BASE_URL", raising=False)
-    return
 
 
 def form_fields(request: httpx.Request) -> dict[str, str]:

@@ -92,7 +92,7 @@ def test_the_flow_returns_the_result_with_page_indices() -> None:
     clock = FakeClock()
     flow = start(clock)
     next(flow)
-    clock.advance(flow.send(submitted("j2")).seconds)  # type: ignore[union-attr]
+    clock.advance(flow.send(submitted("j2")).seconds)
     flow.send(None)
 
     with pytest.raises(StopIteration) as done:
@@ -143,7 +143,7 @@ def test_a_retry_that_would_pass_the_deadline_is_not_waited_for() -> None:
     clock = FakeClock()
     flow = start(clock, timeout=10)
     next(flow)
-    clock.advance(flow.send(submitted()).seconds)  # type: ignore[union-attr]
+    clock.advance(flow.send(submitted()).seconds)
     flow.send(None)
     clock.advance(8.9)
 

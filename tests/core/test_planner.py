@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -66,9 +67,9 @@ def test_after_a_miss_polls_step_by_a_tenth_of_the_elapsed_time() -> None:
         run_job(planner, 10.0)
 
     polls = run_job(planner, 40.0)
-    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    steps = list(itertools.pairwise(polls))
 
-    assert all(gap == pytest.approx(max(0.5, 0.1 * a)) for gap, a in zip(gaps, polls))
+    assert all(b - a == pytest.approx(max(0.5, 0.1 * a)) for a, b in steps)
 
 
 def test_only_one_job_probes_while_nothing_is_known() -> None:
