@@ -14,6 +14,7 @@ import sys
 
 import httpx
 import pytest
+from PIL import Image
 from server_helpers import cer, degrade, image_bytes, render_lines, run_job, text_pdf
 
 from datalab_ocr.server import LocalServer
@@ -59,6 +60,17 @@ def test_clean_rendered_text_reads_without_a_single_error(
         assert 0 <= x0 < x1 <= image.width
         assert 0 <= y0 < y1 <= image.height
         assert 0.5 < line["confidence"] <= 1.0
+
+
+def test_a_blank_page_completes_with_no_lines(
+    ocr_server: LocalServer, client: httpx.Client
+) -> None:
+    blank = image_bytes(Image.new("L", (400, 300), 255))
+    result = run_job(
+        client, ocr_server.base_url, blank, filename="blank.png", content_type="image/png"
+    )
+    assert result["success"] is True
+    assert result["pages"][0]["text_lines"] == []
 
 
 def test_a_blurred_rotated_noisy_scan_stays_under_the_cer_bound(

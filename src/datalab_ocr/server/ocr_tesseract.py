@@ -90,7 +90,11 @@ class TesseractEngine:
         if iterator is None:
             return lines
         for result in tesserocr.iterate_level(iterator, level):
-            text = (result.GetUTF8Text(level) or "").strip()
+            try:
+                text = (result.GetUTF8Text(level) or "").strip()
+            except RuntimeError:
+                # tesserocr raises instead of returning "" where there is no text (a blank page).
+                continue
             box = result.BoundingBox(level)
             if not text or box is None:
                 continue

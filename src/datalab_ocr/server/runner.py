@@ -256,4 +256,7 @@ class JobRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(self.pool.shutdown)
+        # Called directly, not through asyncio.to_thread: at interpreter exit (the embedded
+        # server's atexit stop) the default thread pool refuses new work. Blocking the loop
+        # is harmless here, the server is stopping.
+        self.pool.shutdown()
