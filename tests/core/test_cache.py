@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from datalab_ocr import _cache
 from datalab_ocr._cache import ResultCache
 from datalab_ocr._models import OCRResult
 from datalab_ocr._options import OCRJob
@@ -417,3 +418,46 @@ def test_a_new_file_records_its_schema_version(cache: ResultCache) -> None:
     with raw_connection(cache.path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (1,)
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_opening_a_file_another_process_is_switching_to_wal_waits_instead_of_giving_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite answers that race with SQLITE_BUSY at once, without calling the busy handler.
+    real_connect = _cache._connect
+    attempts: list[object] = []
+
+    def busy_once(path: Path | str) -> sqlite3.Connection:
+        attempts.append(path)
+        if len(attempts) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real_connect(path)
+
+    monkeypatch.setattr(_cache, "_connect", busy_once)
+
+    with ResultCache(tmp_path / "results.sqlite3") as cache:
+        cache.put("k", result())
+
+        assert "in memory" not in repr(cache)
+    assert len(attempts) == 2
+
+
+def test_a_write_that_cannot_get_the_lock_is_skipped_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_cache, "_BUSY_TIMEOUT_SECONDS", 0.05)
+    path = tmp_path / "results.sqlite3"
+    with ResultCache(path) as cache:
+        cache.put("warm", result())
+        with closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+
+            with caplog.at_level(logging.WARNING, logger="datalab_ocr"):
+                cache.put("k", result())
+                cache.record_job("k", JOB)
+
+            other.execute("ROLLBACK")
+
+        assert cache.get("k") is None
+        assert "could not store a result" in caplog.text
+        assert "could not record a submitted job" in caplog.text
