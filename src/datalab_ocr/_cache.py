@@ -26,9 +26,10 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -64,11 +65,8 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY,
     request_id TEXT NOT NULL,
-    check_url TEXT NOT NULL,
-    filename TEXT,
-    page_range TEXT,
-    max_pages INTEGER,
-    submitted_at REAL NOT NULL
+    submitted_at REAL NOT NULL,
+    job TEXT NOT NULL
 );
 """
 
@@ -196,21 +194,12 @@ class ResultCache:
     def record_job(self, key: str, job: OCRJob, *, submitted_at: float | None = None) -> None:
         """Remember that ``job`` was submitted for ``key`` at ``submitted_at`` (wall time)."""
         when = time.time() if submitted_at is None else submitted_at
-        page_range = None if job.page_range is None else json.dumps(list(job.page_range))
         try:
             with self._connection() as conn, _write(conn):
                 conn.execute(
-                    "INSERT OR REPLACE INTO jobs (key, request_id, check_url, filename, "
-                    "page_range, max_pages, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        key,
-                        job.request_id,
-                        job.check_url,
-                        job.filename,
-                        page_range,
-                        job.max_pages,
-                        when,
-                    ),
+                    "INSERT OR REPLACE INTO jobs (key, request_id, submitted_at, job) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key, job.request_id, when, _dump_job(job)),
                 )
         except sqlite3.Error as error:
             _log_failure("record a submitted job", error)
@@ -227,13 +216,11 @@ class ResultCache:
         try:
             with self._connection() as conn:
                 row = conn.execute(
-                    "SELECT request_id, check_url, filename, page_range, max_pages, submitted_at "
-                    "FROM jobs WHERE key = ?",
-                    (key,),
+                    "SELECT submitted_at, job FROM jobs WHERE key = ?", (key,)
                 ).fetchone()
                 if row is None:
                     return None
-                request_id, check_url, filename, page_range, max_pages, submitted_at = row
+                submitted_at, stored = row
                 if submitted_at < oldest:
                     with _write(conn):
                         conn.execute("DELETE FROM jobs WHERE submitted_at < ?", (oldest,))
@@ -241,13 +228,11 @@ class ResultCache:
         except sqlite3.Error as error:
             _log_failure("look up a submitted job", error)
             return None
-        return OCRJob(
-            request_id=request_id,
-            check_url=check_url,
-            filename=filename,
-            page_range=None if page_range is None else tuple(json.loads(page_range)),
-            max_pages=max_pages,
-        )
+        try:
+            return _load_job(stored)
+        except (TypeError, ValueError) as error:
+            logger.warning("Ignoring an unreadable recorded job (%s): %s", key[:12], error)
+            return None
 
     def forget_job(self, key: str) -> None:
         """Forget the job recorded for ``key`` (it failed, or its result was collected)."""
@@ -342,6 +327,23 @@ class ResultCache:
         )
         self._in_memory = True
         return _connect(":memory:")
+
+
+def _dump_job(job: OCRJob) -> str:
+    # Every field of the dataclass, by name: fields added to OCRJob later are kept with no
+    # schema change, and rows written before they existed still load (with the default).
+    return json.dumps(asdict(job), separators=(",", ":"))
+
+
+def _load_job(stored: str) -> OCRJob:
+    data = json.loads(stored)
+    known = {field.name for field in fields(OCRJob)}
+    arguments: dict[str, Any] = {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in data.items()
+        if name in known
+    }
+    return OCRJob(**arguments)
 
 
 def _log_failure(action: str, error: sqlite3.Error) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ JOB = OCRJob(
     filename="scan.pdf",
     page_range=(0, 1, 2),
     max_pages=3,
+    expected_pages=3,
 )
 
 
@@ -197,6 +199,18 @@ def test_a_job_without_page_range_or_filename_comes_back_exactly(cache: ResultCa
     cache.record_job(key(), bare, submitted_at=1000.0)
 
     assert cache.pending_job(key(), now=1000.0) == bare
+
+
+def test_a_job_row_with_fields_this_version_does_not_know_still_loads(
+    cache: ResultCache,
+) -> None:
+    cache.record_job(key(), JOB, submitted_at=1000.0)
+    with raw_connection(cache.path) as raw:
+        (stored,) = raw.execute("SELECT job FROM jobs").fetchone()
+        with_more = json.dumps({**json.loads(stored), "added_in_a_later_version": 1})
+        raw.execute("UPDATE jobs SET job = ?", (with_more,))
+
+    assert cache.pending_job(key(), now=1000.0) == JOB
 
 
 def test_a_job_older_than_max_age_is_gone(cache: ResultCache) -> None:
