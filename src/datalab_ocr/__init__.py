@@ -12,6 +12,8 @@ Framework integrations live in :mod:`datalab_ocr.llama_index` and
 :mod:`datalab_ocr.langchain` (extras); this package root imports neither framework.
 """
 
+from ._batch import DEFAULT_CONCURRENCY, BatchError, BatchItem, BatchResult, ErrorPolicy
+from ._cache import ResultCache
 from ._client import AsyncDatalabClient, DatalabClient, __version__
 from ._clock import Clock, SystemClock
 from ._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
@@ -47,6 +49,7 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
     "MAX_FILE_BYTES",
     "PAGE_SEPARATOR",
     "APIConnectionError",
@@ -57,10 +60,14 @@ __all__ = [
     "AsyncDatalabClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchError",
+    "BatchItem",
+    "BatchResult",
     "Clock",
     "ConfigurationError",
     "DatalabClient",
     "DatalabError",
+    "ErrorPolicy",
     "FileInput",
     "Glyph",
     "InvalidInputError",
@@ -78,6 +85,7 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "RequestValidationError",
+    "ResultCache",
     "RetryPolicy",
     "ServerError",
     "SubmitResponse",

@@ -7,17 +7,38 @@ async client never hides the sync one in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import random
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
+from ._batch import (
+    DEFAULT_CONCURRENCY,
+    BatchError,
+    BatchItem,
+    BatchResult,
+    ErrorPolicy,
+    cached_ocr,
+    check_policy,
+    note_progress,
+    prepare_all,
+    progress_bar,
+    report_failure,
+)
+from ._cache import ResultCache
 from ._clock import Clock, SystemClock
 from ._config import resolve_connection
+from ._exceptions import DatalabError, InvalidInputError
 from ._flow import (
     Endpoint,
     Flow,
@@ -26,12 +47,11 @@ from ._flow import (
     Send,
     Sleep,
     check_job,
-    run_ocr,
     same_origin,
     submit_job,
     wait_for_job,
 )
-from ._inputs import FileInput, prepare_upload
+from ._inputs import FileInput, Upload, prepare_upload
 from ._models import OCRResult
 from ._options import OCRJob, OCROptions
 from ._page_range import PageRange, parse_page_range
@@ -65,9 +85,11 @@ class _BaseClient:
         clock: Clock | None = None,
         seed: int | None = None,
         rate_limit: RateLimiter | bool = True,
+        cache: ResultCache | str | os.PathLike[str] | bool = True,
         _endpoint: Endpoint | None = None,
     ) -> None:
         self._connection = resolve_connection(api_key, base_url, local=local)
+        self._cache = _resolve_cache(cache)
         if rate_limit is True:
             # The embedded server has no account to protect; everything else gets the
             # hosted API's budget unless told otherwise.
@@ -93,6 +115,11 @@ class _BaseClient:
     def base_url(self) -> str:
         """The service this client talks to."""
         return str(self._connection.base_url)
+
+    @property
+    def cache(self) -> ResultCache | None:
+        """The result cache and job ledger, or None when caching is off."""
+        return self._cache
 
     @property
     def retry(self) -> RetryPolicy:
@@ -122,7 +149,36 @@ class _BaseClient:
         options = OCROptions.build(
             max_pages=max_pages, page_range=page_range, skip_cache=skip_cache, langs=langs
         )
-        return run_ocr(self._settings, prepare_upload(file, filename), options)
+        return cached_ocr(self._settings, self._cache, prepare_upload(file, filename), options)
+
+    def _batch_plan(
+        self,
+        files: Iterable[FileInput],
+        errors: str,
+        max_pages: int | None,
+        page_range: PageRange | None,
+        skip_cache: bool,
+        langs: str | Sequence[str] | None,
+    ) -> tuple[ErrorPolicy, OCROptions, list[BatchItem], list[tuple[int, str, Upload]]]:
+        """Check a batch before anything is uploaded: refused files and files to send."""
+        policy = check_policy(errors)
+        options = OCROptions.build(
+            max_pages=max_pages, page_range=page_range, skip_cache=skip_cache, langs=langs
+        )
+        refused: list[BatchItem] = []
+        todo: list[tuple[int, str, Upload]] = []
+        for index, (name, upload) in enumerate(prepare_all(list(files))):
+            if isinstance(upload, InvalidInputError):
+                refused.append(BatchItem(index, name, error=upload))
+            else:
+                todo.append((index, name, upload))
+        if policy == "raise" and refused:
+            report_failure(refused[0], policy)
+            raise BatchError(refused[0], [])
+        return policy, options, refused, todo
+
+    def _batch_flow(self, upload: Upload, options: OCROptions, hits: list[bool]) -> Flow[OCRResult]:
+        return cached_ocr(self._settings, self._cache, upload, options, hits)
 
     def _submit_flow(
         self,
@@ -220,6 +276,7 @@ class DatalabClient(_BaseClient):
         clock: Clock | None = None,
         seed: int | None = None,
         rate_limit: RateLimiter | bool = True,
+        cache: ResultCache | str | os.PathLike[str] | bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -231,6 +288,7 @@ class DatalabClient(_BaseClient):
             clock=clock,
             seed=seed,
             rate_limit=rate_limit,
+            cache=cache,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._timeout or DEFAULT_TIMEOUT)
@@ -289,13 +347,105 @@ class DatalabClient(_BaseClient):
         """Ask once how a job is doing; the answer's ``status`` may still be ``processing``."""
         return self._run(self._check_flow(job))
 
-    def _run(self, flow: Flow[T]) -> T:
+    def iter_batch(
+        self,
+        files: Iterable[FileInput],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        langs: str | Sequence[str] | None = None,
+    ) -> Iterator[BatchItem]:
+        """OCR many files, up to ``concurrency`` at once, yielding each as it completes.
+
+        Every file is checked before any is uploaded. Outcomes come in completion order as
+        :class:`BatchItem` objects (``index`` is the file's position in ``files``); what
+        happens to failures is the ``errors`` policy: ``"raise"`` (default) raises
+        :class:`BatchError` at the first, ``"skip"`` logs and drops them, ``"collect"``
+        yields them with ``error`` set. Runs on a thread pool; never starts an event loop.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        policy, options, refused, todo = self._batch_plan(
+            files, errors, max_pages, page_range, skip_cache, langs
+        )
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="datalab-ocr")
+        completed: list[BatchItem] = []
+        counts = {"pages": 0, "failed": 0}
+        with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
+            try:
+                futures: list[Future[BatchItem]] = [
+                    pool.submit(self._batch_one, index, name, upload, options, stop)
+                    for index, name, upload in todo
+                ]
+                for item in refused:
+                    note_progress(bar, item, counts)
+                    if _settle(item, policy, completed):
+                        yield item
+                for future in as_completed(futures):
+                    item = future.result()
+                    note_progress(bar, item, counts)
+                    if _settle(item, policy, completed):
+                        yield item
+            finally:
+                # Abandoned (an error, a break, Ctrl-C): stop the workers between steps.
+                # Submitted jobs stay in the ledger, so the next run re-polls them.
+                stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def ocr_batch(
+        self,
+        files: Iterable[FileInput],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        langs: str | Sequence[str] | None = None,
+    ) -> BatchResult:
+        """OCR many files and return every outcome, in input order; see :meth:`iter_batch`."""
+        items = self.iter_batch(
+            files,
+            concurrency=concurrency,
+            errors=errors,
+            show_progress=show_progress,
+            max_pages=max_pages,
+            page_range=page_range,
+            skip_cache=skip_cache,
+            langs=langs,
+        )
+        return BatchResult(sorted(items, key=lambda item: item.index))
+
+    def _batch_one(
+        self, index: int, name: str, upload: Upload, options: OCROptions, stop: threading.Event
+    ) -> BatchItem:
+        hits: list[bool] = []
+        try:
+            result = self._run(self._batch_flow(upload, options, hits), stop)
+        except DatalabError as error:
+            return _failed(index, name, error)
+        return BatchItem(index, name, result=result, from_cache=bool(hits))
+
+    def _run(self, flow: Flow[T], stop: threading.Event | None = None) -> T:
         outcome: Outcome = None
+        clock = self._settings.clock
         try:
             while True:
+                if stop is not None and stop.is_set():
+                    flow.close()
+                    raise _BatchStoppedError
                 step = flow.send(outcome)
                 if isinstance(step, Sleep):
-                    self._settings.clock.sleep(step.seconds)
+                    if stop is not None and isinstance(clock, SystemClock):
+                        stop.wait(step.seconds)
+                    else:
+                        clock.sleep(step.seconds)
                     outcome = None
                     continue
                 with contextlib.ExitStack() as files:
@@ -343,6 +493,7 @@ class AsyncDatalabClient(_BaseClient):
         clock: Clock | None = None,
         seed: int | None = None,
         rate_limit: RateLimiter | bool = True,
+        cache: ResultCache | str | os.PathLike[str] | bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -354,6 +505,7 @@ class AsyncDatalabClient(_BaseClient):
             clock=clock,
             seed=seed,
             rate_limit=rate_limit,
+            cache=cache,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=self._timeout or DEFAULT_TIMEOUT)
@@ -406,6 +558,97 @@ class AsyncDatalabClient(_BaseClient):
         """Ask once how a job is doing; the answer's ``status`` may still be ``processing``."""
         return await self._run(self._check_flow(job))
 
+    async def iter_batch(
+        self,
+        files: Iterable[FileInput],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        langs: str | Sequence[str] | None = None,
+    ) -> AsyncIterator[BatchItem]:
+        """OCR many files, up to ``concurrency`` at once, yielding each as it completes.
+
+        The same contract as :meth:`DatalabClient.iter_batch`, on asyncio tasks.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        policy, options, refused, todo = self._batch_plan(
+            files, errors, max_pages, page_range, skip_cache, langs
+        )
+        waiting = deque(todo)
+        done: asyncio.Queue[BatchItem | BaseException] = asyncio.Queue()
+
+        async def worker() -> None:
+            while waiting:
+                index, name, upload = waiting.popleft()
+                try:
+                    await done.put(await self._batch_one(index, name, upload, options))
+                except Exception as error:  # a bug, not a file's failure: hand it over
+                    await done.put(error)
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
+        completed: list[BatchItem] = []
+        counts = {"pages": 0, "failed": 0}
+        with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
+            try:
+                for item in refused:
+                    note_progress(bar, item, counts)
+                    if _settle(item, policy, completed):
+                        yield item
+                for _ in todo:
+                    outcome = await done.get()
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    note_progress(bar, outcome, counts)
+                    if _settle(outcome, policy, completed):
+                        yield outcome
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    async def ocr_batch(
+        self,
+        files: Iterable[FileInput],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
+        max_pages: int | None = None,
+        page_range: PageRange | None = None,
+        skip_cache: bool = False,
+        langs: str | Sequence[str] | None = None,
+    ) -> BatchResult:
+        """OCR many files and return every outcome, in input order; see :meth:`iter_batch`."""
+        items = [
+            item
+            async for item in self.iter_batch(
+                files,
+                concurrency=concurrency,
+                errors=errors,
+                show_progress=show_progress,
+                max_pages=max_pages,
+                page_range=page_range,
+                skip_cache=skip_cache,
+                langs=langs,
+            )
+        ]
+        return BatchResult(sorted(items, key=lambda item: item.index))
+
+    async def _batch_one(
+        self, index: int, name: str, upload: Upload, options: OCROptions
+    ) -> BatchItem:
+        hits: list[bool] = []
+        try:
+            result = await self._run(self._batch_flow(upload, options, hits))
+        except DatalabError as error:
+            return _failed(index, name, error)
+        return BatchItem(index, name, result=result, from_cache=bool(hits))
+
     async def _run(self, flow: Flow[T]) -> T:
         outcome: Outcome = None
         try:
@@ -439,3 +682,40 @@ class AsyncDatalabClient(_BaseClient):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+_CACHE_OFF = {"0", "off", "false", "no", "none"}
+CACHE_ENV = "DATALAB_OCR_CACHE"
+
+
+def _resolve_cache(cache: ResultCache | str | os.PathLike[str] | bool) -> ResultCache | None:
+    """The client's cache: on by default, off with ``cache=False`` or DATALAB_OCR_CACHE=off."""
+    if isinstance(cache, ResultCache):
+        return cache
+    if cache is False:
+        return None
+    if cache is True:
+        if os.environ.get(CACHE_ENV, "").strip().lower() in _CACHE_OFF:
+            return None
+        return ResultCache()
+    return ResultCache(Path(cache))
+
+
+def _settle(item: BatchItem, policy: ErrorPolicy, completed: list[BatchItem]) -> bool:
+    """Apply the error policy to one outcome; True when it is to be handed to the caller."""
+    if item.ok:
+        completed.append(item)
+        return True
+    report_failure(item, policy)
+    if policy == "raise":
+        raise BatchError(item, completed) from item.error
+    return policy == "collect"
+
+
+def _failed(index: int, name: str, error: DatalabError) -> BatchItem:
+    error.filename = error.filename or name
+    return BatchItem(index, name, error=error)
+
+
+class _BatchStoppedError(Exception):
+    """Raised inside a batch worker when the batch was abandoned."""

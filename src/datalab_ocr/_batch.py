@@ -1,0 +1,227 @@
+"""Batches: many files through one client, nothing lost and nothing paid twice.
+
+The per-file work is one more flow, :func:`cached_ocr`: answer from the result cache when the
+same content was OCRed with the same options before; re-poll a job that an interrupted run
+had submitted; otherwise submit, recording the job before waiting so the next run can resume
+it. The clients run many of these at once (threads for the sync client, tasks for the async
+one) and hand each file's outcome over as soon as it is known, in completion order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from ._cache import ResultCache
+from ._exceptions import DatalabError, InvalidInputError, JobFailedError, NotFoundError
+from ._flow import Flow, FlowSettings, run_ocr, submit_job, wait_for_job
+from ._inputs import FileInput, Upload, prepare_upload
+from ._models import OCRResult
+from ._options import OCROptions
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "BatchError",
+    "BatchItem",
+    "BatchResult",
+    "ErrorPolicy",
+    "cached_ocr",
+]
+
+logger = logging.getLogger("datalab_ocr")
+
+DEFAULT_CONCURRENCY = 16
+"""Files in flight at once. Under the hosted limit of 200 requests a minute, about two
+requests per job and jobs of several seconds, a dozen or so in flight keep the budget busy."""
+
+ErrorPolicy = Literal["raise", "skip", "collect"]
+"""What a batch does with a file that fails: ``"raise"`` stops at the first failure (the
+default: never silent), ``"skip"`` logs it and goes on, ``"collect"`` hands it over with the
+successes, as a :class:`BatchItem` whose ``error`` is set."""
+
+_POLICIES = ("raise", "skip", "collect")
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One file's outcome: ``result`` on success, ``error`` on failure.
+
+    ``index`` is the file's position in the input; ``source`` names it (the path as given, or
+    the file name); ``request_id`` is the job's, when one was submitted.
+    """
+
+    index: int
+    source: str
+    result: OCRResult | None = None
+    error: DatalabError | None = None
+    from_cache: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file was OCRed."""
+        return self.error is None
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the file's job, if it got that far."""
+        if self.result is not None:
+            return self.result.request_id
+        return self.error.request_id if self.error is not None else None
+
+
+@dataclass
+class BatchResult:
+    """Every outcome of a batch, in input order."""
+
+    items: list[BatchItem] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[OCRResult]:
+        """The results of the files that succeeded, in input order."""
+        return [item.result for item in self.items if item.result is not None]
+
+    @property
+    def failures(self) -> list[BatchItem]:
+        """The files that failed, each with its error (file name and request id inside)."""
+        return [item for item in self.items if item.error is not None]
+
+
+class BatchError(DatalabError):
+    """A batch stopped at its first failure (``errors="raise"``).
+
+    ``completed`` holds every file that succeeded before the stop, so nothing already paid
+    for is lost; the failure itself is ``__cause__``.
+    """
+
+    def __init__(self, failure: BatchItem, completed: Sequence[BatchItem]) -> None:
+        error = failure.error
+        assert error is not None
+        super().__init__(
+            f"the batch stopped at {failure.source}: {error}; {len(completed)} files had "
+            f"succeeded (see .completed); pass errors='collect' to go on past failures",
+            filename=error.filename or failure.source,
+            request_id=error.request_id,
+            check_url=error.check_url,
+        )
+        self.failure = failure
+        self.completed = list(completed)
+
+
+def check_policy(errors: str) -> ErrorPolicy:
+    """``errors`` as an :data:`ErrorPolicy`, or a ValueError naming the choices."""
+    if errors not in _POLICIES:
+        raise ValueError(f"errors must be one of {', '.join(map(repr, _POLICIES))}, not {errors!r}")
+    return errors  # type: ignore[return-value]
+
+
+def prepare_all(files: Sequence[FileInput]) -> list[tuple[str, Upload | InvalidInputError]]:
+    """Validate every file before any is uploaded: (name, upload or the reason it is refused)."""
+    prepared: list[tuple[str, Upload | InvalidInputError]] = []
+    for file in files:
+        name = _name_of(file)
+        try:
+            upload = prepare_upload(file)
+        except InvalidInputError as error:
+            prepared.append((error.filename or name, error))
+        else:
+            prepared.append((upload.display_name, upload))
+    return prepared
+
+
+def _name_of(file: object) -> str:
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        return f"<{len(file)} bytes>"
+    name = getattr(file, "name", file)
+    return str(name)
+
+
+def cache_key(settings: FlowSettings, upload: Upload, options: OCROptions) -> str:
+    """The cache key of a file's OCR: its content, the options that change the result, the
+    service and the endpoint."""
+    fields = options.form_fields()
+    fields.pop("skip_cache", None)
+    return ResultCache.key(
+        content_sha256=upload.sha256(),
+        options=fields,
+        base_url=str(settings.base_url),
+        endpoint=settings.endpoint.path,
+    )
+
+
+def cached_ocr(
+    settings: FlowSettings,
+    cache: ResultCache | None,
+    upload: Upload,
+    options: OCROptions,
+    hits: list[bool] | None = None,
+) -> Flow[OCRResult]:
+    """OCR one file, through the result cache and the job ledger when there is a cache.
+
+    ``skip_cache=True`` skips the lookup (the fresh result still replaces the stored one).
+    ``hits``, when given, gets True appended for an answer from the cache.
+    """
+    if cache is None:
+        return (yield from run_ocr(settings, upload, options))
+    key = cache_key(settings, upload, options)
+    if not options.skip_cache:
+        stored = cache.get(key)
+        if stored is not None:
+            logger.info("cache hit for %s (request %s)", upload.display_name, stored.request_id)
+            if hits is not None:
+                hits.append(True)
+            return stored
+        pending = cache.pending_job(key)
+        if pending is not None:
+            logger.info(
+                "resuming request %s for %s from an earlier run",
+                pending.request_id,
+                upload.display_name,
+            )
+            try:
+                result = yield from wait_for_job(settings, pending, check_first=True)
+            except NotFoundError:
+                logger.info("request %s expired; submitting again", pending.request_id)
+                cache.forget_job(key)
+            except JobFailedError:
+                cache.forget_job(key)
+                raise
+            else:
+                cache.put(key, result)
+                return result
+    deadline = settings.clock.monotonic() + settings.polling.timeout
+    job = yield from submit_job(settings, upload, options, deadline=deadline)
+    # Recorded before waiting: if this run dies now, the next one re-polls instead of paying.
+    cache.record_job(key, job)
+    submitted_at = settings.clock.monotonic()
+    try:
+        result = yield from wait_for_job(
+            settings, job, deadline=deadline, submitted_at=submitted_at
+        )
+    except JobFailedError:
+        cache.forget_job(key)
+        raise
+    cache.put(key, result)
+    return result
+
+
+def progress_bar(total: int, enabled: bool, description: str) -> Any:
+    """A progress bar over files, with pages and failures shown beside it."""
+    return tqdm(total=total, unit="file", desc=description, disable=not enabled, leave=True)
+
+
+def note_progress(bar: Any, item: BatchItem, counts: dict[str, int]) -> None:
+    """Advance ``bar`` by one file and show the running page and failure counts."""
+    counts["pages"] += len(item.result.pages) if item.result is not None else 0
+    counts["failed"] += 0 if item.ok else 1
+    bar.set_postfix(pages=counts["pages"], failed=counts["failed"], refresh=False)
+    bar.update(1)
+
+
+def report_failure(item: BatchItem, policy: ErrorPolicy) -> None:
+    """Log a failed file; every policy logs it, so a failure is never silent."""
+    level = logging.ERROR if policy == "raise" else logging.WARNING
+    logger.log(level, "failed: %s: %s", item.source, item.error)
