@@ -24,7 +24,7 @@ from typing import Any
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from tqdm.auto import tqdm  # type: ignore[import-untyped]
+from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
 
 from ._client import AsyncDatalabClient, DatalabClient
 from ._documents import (

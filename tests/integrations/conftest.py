@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 
 from datalab_ocr import AsyncDatalabClient, DatalabClient
 from datalab_ocr.testing import FakeClock
+
+from . import recording
 
 API_KEY = "dl-integration-test-key-93c1"
 BASE = "https://www.datalab.to"
@@ -214,3 +217,58 @@ def files(tmp_path: Path) -> dict[str, Path]:
         path.write_bytes(data)
         paths[name] = path
     return paths
+
+
+# Cassettes: replayed by default, recorded with DATALAB_RECORD=1 (local) or =hosted.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cassette: replays recorded HTTP exchanges (DATALAB_RECORD=1 re-records)"
+    )
+
+
+@pytest.fixture(scope="session")
+def record_mode() -> str:
+    """How cassette tests run: ``replay`` (default), ``local`` or ``hosted``."""
+    return recording.record_mode()
+
+
+@pytest.fixture(scope="session")
+def hosted_backend(record_mode: str) -> recording.Backend | None:
+    """The hosted API when recording against it, read before any test clears the env."""
+    return recording.hosted_backend() if record_mode == "hosted" else None
+
+
+@pytest.fixture
+def live_backend(
+    record_mode: str, hosted_backend: recording.Backend | None
+) -> Iterator[recording.Backend | None]:
+    """The server recordings go to; None on replay.
+
+    The local server is started afresh for each test, so that no test sees results cached
+    by another, and with some latency, so that recordings hold "processing" polls.
+    """
+    if record_mode == "local":
+        from datalab_ocr.server import LocalServer, ServerConfig
+
+        config = ServerConfig(api_key=recording.RECORDING_KEY, latency=0.3)
+        with LocalServer(config) as server:
+            yield recording.Backend("local", server.base_url, recording.RECORDING_KEY)
+    else:
+        yield hosted_backend
+
+
+@pytest.fixture
+def tape(
+    record_mode: str, live_backend: recording.Backend | None
+) -> Callable[[str], AbstractContextManager[recording.Backend]]:
+    """``with tape("name") as backend:`` replays (or records) ``cassettes/name.yaml``."""
+
+    @contextmanager
+    def use(name: str) -> Iterator[recording.Backend]:
+        backend = live_backend or recording.replay_backend(name, record_mode)
+        with recording.cassette(name, backend):
+            yield backend
+
+    return use
