@@ -1,4 +1,8 @@
-"""No cassette may hold an API key: not the recording key, not any X-API-Key header."""
+"""No cassette may hold an API key: not the recording key, not any X-API-Key header.
+
+Marked ``cassette`` so that the re-recording command checks what it has just written (this
+module sorts after ``test_cassettes.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from .recording import CASSETTES, RECORDING_KEY, REPLAY_KEY
 
+pytestmark = pytest.mark.cassette
+
 CASSETTE_FILES = sorted(CASSETTES.glob("*.yaml"))
+# Read at import: the fixtures clear the environment before each test runs.
+ENVIRONMENT_KEY = os.environ.get("DATALAB_API_KEY")
 
 
 def test_there_are_cassettes_to_scan() -> None:
@@ -23,7 +31,8 @@ def test_no_known_key_appears_anywhere(path: Path) -> None:
     text = path.read_text()
     keys = [RECORDING_KEY, REPLAY_KEY]
     # A real key in the environment (as when recording against the hosted API) too.
-    keys += [os.environ[name] for name in ("DATALAB_API_KEY",) if os.environ.get(name)]
+    if ENVIRONMENT_KEY:
+        keys.append(ENVIRONMENT_KEY)
 
     for key in keys:
         assert key not in text, f"{path.name} holds an API key"
