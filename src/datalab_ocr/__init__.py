@@ -12,9 +12,11 @@ Framework integrations live in :mod:`datalab_ocr.llama_index` and
 :mod:`datalab_ocr.langchain` (extras); this package root imports neither framework.
 """
 
+from ._async_client import AsyncDatalabClient
+from ._base_client import __version__
 from ._batch import DEFAULT_CONCURRENCY, BatchError, BatchItem, BatchResult, ErrorPolicy
 from ._cache import ResultCache
-from ._client import AsyncDatalabClient, DatalabClient, __version__
+from ._client import DatalabClient
 from ._clock import Clock, SystemClock
 from ._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from ._exceptions import (

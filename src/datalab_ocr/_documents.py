@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
 
-from ._client import AsyncDatalabClient, DatalabClient
+from ._async_client import AsyncDatalabClient
+from ._client import DatalabClient
 from ._exceptions import JobError
 from ._inputs import FileInput, prepare_upload
 from ._models import PAGE_SEPARATOR, OCRPage, OCRResult

@@ -24,7 +24,8 @@ from langchain_core.document_loaders import BaseBlobParser, BaseLoader
 from langchain_core.documents import Document
 from langchain_core.documents.base import Blob
 
-from ._client import AsyncDatalabClient, DatalabClient
+from ._async_client import AsyncDatalabClient
+from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
     LoadOptions,

@@ -26,7 +26,8 @@ from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
 
-from ._client import AsyncDatalabClient, DatalabClient
+from ._async_client import AsyncDatalabClient
+from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
     LoadOptions,
