@@ -28,9 +28,8 @@ def show_page(file: str, metadata: Mapping[str, Any], text: str) -> None:
     confidence = metadata.get("mean_confidence")
     shown = f"{confidence:.2f}" if isinstance(confidence, float) else " n/a"
     first = text.strip().splitlines()[0] if text.strip() else "(no text)"
-    print(
-        f"  {file:<28} p.{metadata['page_label']:<3} {len(text):>5} chars  conf {shown}  {first[:48]}"
-    )
+    label = metadata["page_label"]
+    print(f"  {file:<28} p.{label:<3} {len(text):>5} chars  conf {shown}  {first[:48]}")
 
 
 def main() -> None:
