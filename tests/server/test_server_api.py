@@ -12,10 +12,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 from PIL import Image
-from server_helpers import image_bytes, numbered_pdf, run_job, submit, wait_complete
 
 from datalab_ocr.server import LocalServer
 from datalab_ocr.server.office import find_soffice
+
+from .server_helpers import image_bytes, numbered_pdf, run_job, submit, wait_complete
 
 StartServer = Callable[..., LocalServer]
 

@@ -15,10 +15,11 @@ import sys
 import httpx
 import pytest
 from PIL import Image
-from server_helpers import cer, degrade, image_bytes, render_lines, run_job, text_pdf
 
 from datalab_ocr.server import LocalServer
 from datalab_ocr.server.engine import DocumentError, _engine
+
+from .server_helpers import cer, degrade, image_bytes, render_lines, run_job, text_pdf
 
 LINES = [
     "Quarterly report of the Northwind Lighthouse Society",
