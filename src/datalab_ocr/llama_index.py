@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import PurePath
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, SecretStr
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
@@ -115,6 +115,13 @@ class DatalabOCRReader(BasePydanticReader):
         self._async_client = async_client
         self._owns_client = client is None
         self._owns_async_client = async_client is None
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # Clients hold connection pools and locks and cannot be pickled; a copy (such as the
+        # one SimpleDirectoryReader sends to each worker process) builds its own on first use.
+        state: dict[Any, Any] = BaseModel.__getstate__(self)
+        state["__pydantic_private__"] = None
+        return state
 
     @classmethod
     def class_name(cls) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import fsspec  # type: ignore[import-untyped]
@@ -280,6 +281,19 @@ def test_the_client_is_built_once_on_first_use(monkeypatch: pytest.MonkeyPatch) 
     assert reader._client is None
     assert reader._sync_client() is reader._sync_client()
     reader.close()
+
+
+def test_a_pickled_copy_keeps_settings_and_builds_its_own_client(
+    client: DatalabClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = DatalabOCRReader(client=client, api_key=API_KEY, mode="file")
+
+    copy = pickle.loads(pickle.dumps(reader))
+
+    assert copy.mode == "file"
+    assert copy.api_key is not None
+    assert copy._client is None
+    assert "unpickleable" not in caplog.text
 
 
 def test_bad_options_fail_at_construction() -> None:
