@@ -1,0 +1,550 @@
+"""The ``datalab-ocr`` command: OCR files and folders, run the local server, manage the cache.
+
+::
+
+    datalab-ocr ocr scans/ report.pdf --out results.jsonl   # one JSON line per file
+    datalab-ocr serve --port 8000                           # the local Datalab-compatible server
+    datalab-ocr cache info                                  # what the result cache holds
+
+Exit codes: 0 when every file succeeded, 1 when some failed, 2 for a usage or configuration
+error, 130 when interrupted. Output goes to stdout (or ``--out``); progress, notices and
+failures go to stderr, so ``--out -`` can feed a pipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from tqdm.auto import tqdm
+
+from . import __version__
+from ._batch import DEFAULT_CONCURRENCY, BatchItem
+from ._cache import ResultCache
+from ._client import DatalabClient
+from ._config import API_KEY_ENV, BASE_URL_ENV
+from ._exceptions import ConfigurationError, InvalidInputError
+from ._page_range import parse_page_range
+
+__all__ = ["SUPPORTED_EXTENSIONS", "build_parser", "expand_paths", "main"]
+
+logger = logging.getLogger("datalab_ocr")
+
+SUPPORTED_EXTENSIONS = frozenset(
+    {".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff"}
+    | {".doc", ".docx", ".ppt", ".pptx"}
+)
+"""File name extensions picked up when a directory is given (case-insensitive)."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_ERROR_POLICIES = ("collect", "skip", "raise")
+_CACHE_ENV = "DATALAB_OCR_CACHE"  # read by the client: off, 0, false, no or none turn it off
+_CACHE_OFF = {"0", "off", "false", "no", "none"}
+
+
+class UsageError(Exception):
+    """The command line cannot be carried out as given (exit code 2)."""
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``datalab-ocr`` argument parser with its ``ocr``, ``serve`` and ``cache`` commands."""
+    parser = argparse.ArgumentParser(
+        prog="datalab-ocr",
+        description="OCR documents with the Datalab OCR API or the embedded local server.",
+    )
+    parser.add_argument("--version", action="version", version=f"datalab-ocr {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_ocr_command(commands)
+    _add_serve_command(commands)
+    cache = commands.add_parser("cache", help="inspect or clear the local result cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache_commands.add_parser("info", help="where the cache is and what it holds")
+    cache_commands.add_parser("clear", help="remove every cached result and recorded job")
+    return parser
+
+
+def _add_ocr_command(commands: Any) -> None:
+    ocr = commands.add_parser(
+        "ocr",
+        help="OCR files and directories",
+        description=(
+            "OCR files and directories. Without DATALAB_API_KEY and without --base-url (or "
+            "DATALAB_BASE_URL), the embedded local OCR server is used, and the command says "
+            "so on stderr. Results are cached locally: running the same command again costs "
+            "nothing, and jobs submitted by an interrupted run are resumed."
+        ),
+    )
+    ocr.add_argument("paths", nargs="+", metavar="FILE|DIR", help="files, or directories")
+    ocr.add_argument(
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="write one JSON line per file, as each completes ('-' for stdout); "
+        "without it, print a one-line summary per file",
+    )
+    ocr.add_argument(
+        "--glob",
+        default="**/*",
+        help="which files of a directory to take (default '**/*': every supported file, "
+        "recursively; hidden files and folders are left out)",
+    )
+    ocr.add_argument(
+        "--page-range",
+        type=_page_range,
+        metavar="PAGES",
+        help="0-based pages and ranges, like '0,2-4'; overrides --max-pages",
+    )
+    ocr.add_argument("--max-pages", type=_positive_int, metavar="N", help="at most N pages")
+    ocr.add_argument(
+        "--skip-cache",
+        action="store_true",
+        help="ask the service to run OCR again instead of answering from its own cache",
+    )
+    ocr.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the local result cache (no resume after Ctrl-C)",
+    )
+    ocr.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"files in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    ocr.add_argument(
+        "--errors",
+        choices=_ERROR_POLICIES,
+        default="collect",
+        help="what a failed file does: 'collect' (default) records it (an error line in "
+        "--out) and goes on; 'skip' leaves it out of --out and goes on; 'raise' stops at "
+        "the first failure. Every policy lists the failures on stderr and exits with 1",
+    )
+    where = ocr.add_mutually_exclusive_group()
+    where.add_argument(
+        "--local", action="store_true", help="use the embedded local OCR server (no API key)"
+    )
+    where.add_argument(
+        "--base-url", metavar="URL", help=f"the service's URL (default: ${BASE_URL_ENV} or hosted)"
+    )
+    ocr.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the API key; prefer the {API_KEY_ENV} environment variable, which does not "
+        "show in the process list or the shell history",
+    )
+    ocr.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no per-file lines (failures are still reported)",
+    )
+    ocr.add_argument("--verbose", "-v", action="store_true", help="log submits and retries")
+
+
+def _add_serve_command(commands: Any) -> None:
+    description = "Run the local Datalab-compatible OCR server in the foreground."
+    try:
+        from .server import add_serve_arguments
+    except ImportError:
+        # The server is an extra: without it the command exists but explains how to get it.
+        commands.add_parser("serve", help="run the local OCR server", description=description)
+        return
+    serve = commands.add_parser("serve", help="run the local OCR server", description=description)
+    add_serve_arguments(serve)
+
+
+def _page_range(text: str) -> str:
+    try:
+        parse_page_range(text)
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``datalab-ocr`` with ``argv`` (default: the process's arguments); return the exit code.
+
+    Starting the embedded server starts worker processes with ``spawn``, so a script that
+    calls this must do so under ``if __name__ == "__main__":`` (the console script does).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and usage errors; tests call main() in-process
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    try:
+        if args.command == "ocr":
+            return _ocr(args)
+        if args.command == "serve":
+            return _serve(args)
+        return _cache(args)
+    except UsageError as error:
+        _note(f"datalab-ocr {args.command}: error: {error}")
+        return EXIT_USAGE
+
+
+# -- ocr -------------------------------------------------------------------------------------
+
+
+def expand_paths(paths: Sequence[str | os.PathLike[str]], pattern: str = "**/*") -> list[Path]:
+    """The files to OCR: files as given, directories expanded to their supported files.
+
+    A directory contributes the files matching ``pattern`` whose extension is in
+    :data:`SUPPORTED_EXTENSIONS`, sorted, leaving out hidden files and folders. A file named
+    outright is taken whatever its extension (the client checks its content and refuses it if
+    need be). A file reached twice is taken once. Raises :class:`UsageError` for a path that
+    does not exist.
+    """
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                candidate
+                for candidate in path.glob(pattern)
+                if candidate.suffix.lower() in SUPPORTED_EXTENSIONS
+                and candidate.is_file()
+                and not _hidden(candidate.relative_to(path))
+            )
+            if not found:
+                logger.warning("no supported files in %s (matching %r)", path, pattern)
+        elif path.exists():
+            found = [path]
+        else:
+            raise UsageError(f"no such file or directory: {path}")
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _ocr(args: argparse.Namespace) -> int:
+    with _cli_logging(verbose=args.verbose):
+        files = expand_paths(args.paths, args.glob)
+        if not files:
+            raise UsageError("no supported files to OCR in the given paths")
+        with _open_output(args.out) as out:
+            client = _open_client(args)
+            with client:
+                return _run_batch(args, client, files, out)
+
+
+def _open_client(args: argparse.Namespace) -> DatalabClient:
+    """The client the options and environment ask for, announcing an embedded server."""
+    cache: bool = not args.no_cache
+    explicit_service = args.base_url or os.environ.get(BASE_URL_ENV)
+    has_key = args.api_key or os.environ.get(API_KEY_ENV)
+    local = args.local or not (explicit_service or has_key)
+    try:
+        if local:
+            client = DatalabClient(local=True, cache=cache)
+        else:
+            client = DatalabClient(api_key=args.api_key, base_url=args.base_url, cache=cache)
+    except ConfigurationError as error:
+        if local and not args.local:
+            raise UsageError(
+                f"no {API_KEY_ENV} set and the embedded local server is not installed: set "
+                f"{API_KEY_ENV} for the hosted API, or pip install 'datalab-ocr[server]'"
+            ) from error
+        raise UsageError(str(error)) from error
+    if local:
+        # Files go to a different place than the user may expect: always say so.
+        reason = "--local" if args.local else f"no {API_KEY_ENV} set"
+        _note(f"{reason}: using the embedded local OCR server at {client.base_url}")
+    return client
+
+
+def _run_batch(
+    args: argparse.Namespace, client: DatalabClient, files: list[Path], out: IO[str] | None
+) -> int:
+    show_progress = not args.quiet and sys.stderr.isatty()
+    # The CLI always collects failures and applies --errors itself: every failure can then be
+    # named with its reason in the final summary, whatever the policy.
+    items = client.iter_batch(
+        files,
+        concurrency=args.concurrency,
+        errors="collect",
+        show_progress=show_progress,
+        max_pages=args.max_pages,
+        page_range=args.page_range,
+        skip_cache=args.skip_cache,
+    )
+    failures: list[BatchItem] = []
+    done = 0
+    stopped_early = False
+    try:
+        for item in items:
+            done += 1
+            source = str(files[item.index])
+            if item.ok:
+                _emit_success(out, source, item, quiet=args.quiet)
+                continue
+            failures.append(item)
+            if out is not None and args.errors != "skip":
+                _write_line(out, _error_record(source, item))
+            elif out is None and not args.quiet:
+                _say(f"FAILED  {source}: {_reason(item)}")
+            if args.errors == "raise":
+                stopped_early = True
+                break
+    except KeyboardInterrupt:
+        _interrupted(client, done, len(files))
+        return EXIT_INTERRUPTED
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # stops the workers of an abandoned batch at once
+    return _report(files, failures, done, stopped_early, client, quiet=args.quiet)
+
+
+def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: bool) -> None:
+    result = item.result
+    assert result is not None
+    if out is not None:
+        _write_line(out, _success_record(source, item))
+    elif not quiet:
+        pages = len(result.pages)
+        cached = "  (from cache)" if item.from_cache else ""
+        _say(
+            f"ok      {source}: {pages} page{'s' if pages != 1 else ''}, "
+            f"{len(result.text)} characters, request {result.request_id}{cached}"
+        )
+
+
+def _success_record(source: str, item: BatchItem) -> dict[str, Any]:
+    """One JSON line for a file that was OCRed."""
+    result = item.result
+    assert result is not None
+    return {
+        "source": source,
+        "request_id": result.request_id,
+        "page_count": result.page_count if result.page_count is not None else len(result.pages),
+        "pages": [
+            {
+                "page_index": page.page_index,
+                "page": page.page,
+                "text": page.text,
+                "mean_confidence": page.mean_confidence,
+            }
+            for page in result.pages
+        ],
+        "versions": result.versions,
+        "from_cache": item.from_cache,
+    }
+
+
+def _error_record(source: str, item: BatchItem) -> dict[str, Any]:
+    """One JSON line for a file that failed."""
+    error = item.error
+    assert error is not None
+    return {
+        "source": source,
+        "error": {
+            "type": type(error).__name__,
+            "message": error.message,
+            "request_id": error.request_id,
+        },
+    }
+
+
+def _reason(item: BatchItem) -> str:
+    error = item.error
+    assert error is not None
+    request = f" (request {error.request_id})" if error.request_id else ""
+    return f"{type(error).__name__}: {error.message}{request}"
+
+
+def _write_line(out: IO[str], record: dict[str, Any]) -> None:
+    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()  # a line per completed file, readable while the batch runs
+
+
+def _report(
+    files: list[Path],
+    failures: list[BatchItem],
+    done: int,
+    stopped_early: bool,
+    client: DatalabClient,
+    *,
+    quiet: bool,
+) -> int:
+    total = len(files)
+    if stopped_early:
+        _note(
+            f"stopped at the first failure (--errors raise): {total - done} of {total} files "
+            f"were not finished. {_resume_hint(client)}"
+        )
+    if not failures:
+        if not quiet:
+            _note(f"{done} file{'s' if done != 1 else ''} OCRed, none failed")
+        return EXIT_OK
+    _note(f"{len(failures)} of {total} files failed:")
+    for item in failures:
+        _note(f"  {files[item.index]}: {_reason(item)}")
+    return EXIT_FAILED
+
+
+def _interrupted(client: DatalabClient, done: int, total: int) -> None:
+    _note(f"interrupted: {done} of {total} files finished. {_resume_hint(client)}")
+
+
+def _resume_hint(client: DatalabClient) -> str:
+    if client.cache is None:
+        return (
+            "The result cache is off, so jobs already submitted will not be resumed: the next "
+            "run submits those files again."
+        )
+    return (
+        f"Jobs already submitted are recorded in the result cache ({client.cache.path}) and "
+        "will be resumed, not paid for again, when the same command runs again within the hour."
+    )
+
+
+@contextmanager
+def _open_output(path: str | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    if path == "-":
+        yield sys.stdout
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from error
+    with stream:
+        yield stream
+
+
+# -- serve and cache -------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import run_serve
+    except ImportError as error:
+        raise UsageError(
+            f"the local server is an extra: pip install 'datalab-ocr[server]' ({error})"
+        ) from error
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_serve(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _cache(args: argparse.Namespace) -> int:
+    path = ResultCache.default_path()
+    off = os.environ.get(_CACHE_ENV, "").strip().lower() in _CACHE_OFF
+    if args.cache_command == "info":
+        _say(f"path:          {path}")
+        if off:
+            _say(f"note:          caching is off ({_CACHE_ENV}={os.environ[_CACHE_ENV]})")
+        if not path.exists():
+            # Looking must not create the file.
+            _say("results:       0\npending jobs:  0\nsize:          0 B (no cache file yet)")
+            return EXIT_OK
+        with ResultCache(path) as cache:
+            stats = cache.stats()
+        _say(f"results:       {stats.results}")
+        _say(f"pending jobs:  {stats.pending_jobs}")
+        _say(f"size:          {_size(stats.bytes_on_disk)}")
+        return EXIT_OK
+    if not path.exists():
+        _say(f"nothing to clear: no cache file at {path}")
+        return EXIT_OK
+    with ResultCache(path) as cache:
+        pending = cache.stats().pending_jobs
+        removed = cache.clear()
+    _say(f"removed {removed} results and {pending} pending jobs from {path}")
+    return EXIT_OK
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+# -- printing and logging ----------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    """A line of output on stdout, printed above the progress bar rather than through it."""
+    tqdm.write(line, file=sys.stdout)
+
+
+def _note(line: str) -> None:
+    """A line for the user on stderr (notices, failures), above the progress bar."""
+    tqdm.write(line, file=sys.stderr)
+
+
+class _StderrHandler(logging.Handler):
+    """Log records on the current stderr, above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _note(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def _not_a_failure_report(record: logging.LogRecord) -> bool:
+    # The batch logs every failed file; the CLI reports failures itself (a line per file and
+    # a summary), so these records would only say it twice.
+    return record.funcName != "report_failure"
+
+
+@contextmanager
+def _cli_logging(*, verbose: bool) -> Iterator[None]:
+    """Show the library's warnings (and with ``verbose`` its INFO lines) for one command."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("datalab-ocr: %(message)s"))
+    handler.addFilter(_not_a_failure_report)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
