@@ -73,20 +73,27 @@ class _Service:
                 return _error(429, self.limiter.message(), headers)
         return None
 
+    def _busy(self) -> Response | None:
+        """429 with Retry-After when every job slot is taken; None when there is room."""
+        if not self.runner.full:
+            return None
+        self.stats.queue_full += 1
+        headers = {"Retry-After": retry_after_header(self.runner.retry_after())}
+        detail = (
+            f"The server is busy: {self.config.capacity} jobs are already queued or "
+            "running. Retry later."
+        )
+        return _error(429, detail, headers)
+
     async def submit(self, request: Request) -> Response:
         self.stats.requests += 1
         self.stats.submits += 1
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        if self.runner.full:
-            self.stats.queue_full += 1
-            headers = {"Retry-After": retry_after_header(self.runner.retry_after())}
-            detail = (
-                f"The server is busy: {self.config.capacity} jobs are already queued or "
-                "running. Retry later."
-            )
-            return _error(429, detail, headers)
+        busy = self._busy()
+        if busy is not None:
+            return busy
 
         async with request.form(max_files=4, max_fields=32, max_part_size=64 * 1024) as form:
             upload = form.get("file")
@@ -113,6 +120,11 @@ class _Service:
                 kind = detect_kind(stored.head, stored.filename, stored.content_type)
             except UnsupportedFileError as exc:
                 return _error(400, str(exc))
+            # Checked again: concurrent submits may have taken the last slots while this
+            # upload was being read (the check above only spares reading it).
+            busy = self._busy()
+            if busy is not None:
+                return busy
             job = self.runner.submit(stored, kind, options)
             accepted = True
         finally:
