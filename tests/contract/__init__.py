@@ -1,0 +1,1 @@
+"""Contract tests: the real client against the real local server on loopback."""
