@@ -1,0 +1,87 @@
+"""The command as a real process: the embedded server without a key, and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datalab_ocr.server import LocalServer, ServerConfig
+
+from .conftest import CLI, read_jsonl, stats, write_pdf
+
+RECEIPT = Path(__file__).resolve().parents[2] / "examples" / "data" / "receipt.png"
+
+
+def _command() -> list[str]:
+    # The installed console script when there is one (it is what users run), else -m.
+    script = Path(sys.executable).with_name("datalab-ocr")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "datalab_ocr.cli"]
+
+
+def test_without_a_key_the_embedded_server_is_used_and_the_command_says_so(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "receipt.jsonl"
+    completed = subprocess.run(
+        [*_command(), "ocr", str(RECEIPT), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "DATALAB_OCR_CACHE": "off"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "no DATALAB_API_KEY set: using the embedded local OCR server at http://127.0.0.1:"
+        in completed.stderr
+    )
+    [record] = read_jsonl(out)
+    assert record["source"] == str(RECEIPT)
+    assert record["page_count"] == 1
+    text = record["pages"][0]["text"]
+    assert "TOTAL" in text.upper()
+    assert "17.70" in text
+    assert record["versions"]["tesseract"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_ctrl_c_exits_130_and_the_next_run_resumes_the_submitted_job(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATALAB_OCR_CACHE", raising=False)  # the job ledger is the point
+    document = write_pdf(tmp_path / "doc.pdf", 2)
+    out = tmp_path / "out.jsonl"
+    with LocalServer(ServerConfig(engine="none", latency=3.0)) as server:
+        process = subprocess.Popen(
+            [*_command(), "ocr", str(document), "--base-url", server.base_url, "-o", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # The first poll comes after the job was recorded in the ledger.
+            deadline = time.monotonic() + 30
+            while stats(server)["polls"] < 1 and time.monotonic() < deadline:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 130, err
+        assert "interrupted: 0 of 1 files finished" in err
+        assert "will be resumed" in err
+        assert stats(server)["submits"] == 1
+
+        run = cli("ocr", document, "--base-url", server.base_url, "-o", out)
+        assert run.code == 0, run.err
+        assert stats(server)["submits"] == 1  # polled again, not uploaded again
+    [record] = read_jsonl(out)
+    assert [page["page_index"] for page in record["pages"]] == [0, 1]
