@@ -87,6 +87,8 @@ def _add_ocr_command(commands: Any) -> None:
             "so on stderr. Results are cached locally: running the same command again costs "
             "nothing, and jobs submitted by an interrupted run are resumed."
         ),
+        epilog="Exit codes: 0 every file succeeded, 1 some failed (listed on stderr), 2 usage "
+        "or configuration error, 130 interrupted.",
     )
     ocr.add_argument("paths", nargs="+", metavar="FILE|DIR", help="files, or directories")
     ocr.add_argument(
@@ -206,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         _note(f"datalab-ocr {args.command}: error: {error}")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before any file was submitted: nothing to resume
+        _note("interrupted")
+        return EXIT_INTERRUPTED
 
 
 # -- ocr -------------------------------------------------------------------------------------

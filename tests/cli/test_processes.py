@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from datalab_ocr.server import LocalServer, ServerConfig
 
-from .conftest import CLI, read_jsonl, stats, write_pdf
+from .conftest import CLI, pdf_bytes, read_jsonl, stats, write_pdf
 
 RECEIPT = Path(__file__).resolve().parents[2] / "examples" / "data" / "receipt.png"
 
@@ -85,3 +87,39 @@ def test_ctrl_c_exits_130_and_the_next_run_resumes_the_submitted_job(
         assert stats(server)["submits"] == 1  # polled again, not uploaded again
     [record] = read_jsonl(out)
     assert [page["page_index"] for page in record["pages"]] == [0, 1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
+def test_serve_runs_the_local_server_until_interrupted(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port; the tiny race with other processes is fine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [*_command(), "serve", "--port", str(port), "--engine", "none", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                response = httpx.post(
+                    f"{base_url}/api/v1/ocr",
+                    files={"file": ("doc.pdf", pdf_bytes(1), "application/pdf")},
+                    timeout=5.0,
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert response.json()["request_check_url"].startswith(base_url)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
