@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from types import TracebackType
 
 import httpx
@@ -140,7 +140,7 @@ class AsyncDatalabClient(_BaseClient):
         page_range: PageRange | None = None,
         skip_cache: bool = False,
         langs: str | Sequence[str] | None = None,
-    ) -> AsyncIterator[BatchItem]:
+    ) -> AsyncGenerator[BatchItem, None]:
         """OCR many files, up to ``concurrency`` at once, yielding each as it completes.
 
         The same contract as :meth:`DatalabClient.iter_batch`, on asyncio tasks.

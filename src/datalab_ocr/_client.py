@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from types import TracebackType
 
@@ -151,7 +151,7 @@ class DatalabClient(_BaseClient):
         page_range: PageRange | None = None,
         skip_cache: bool = False,
         langs: str | Sequence[str] | None = None,
-    ) -> Iterator[BatchItem]:
+    ) -> Generator[BatchItem, None, None]:
         """OCR many files, up to ``concurrency`` at once, yielding each as it completes.
 
         Every file is checked before any is uploaded. Outcomes come in completion order as

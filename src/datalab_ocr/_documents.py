@@ -4,26 +4,27 @@ A :class:`PageRecord` is a framework-neutral document: its text, flat scalar met
 deterministic id. The integrations only rename a few source keys and wrap records in their
 framework's ``Document`` class, so both frameworks see the same text, pages and metadata.
 
-The per-file functions (:func:`ocr_file`, :func:`aocr_file`) are the single place where a file
-becomes records; :func:`aocr_files` runs several of them at once on the async client.
+:func:`iter_records` and :func:`aiter_records` are the single place where files become
+records: they run the clients' batch API (bounded concurrency, rate limit, result cache,
+resume) and apply the integration's error policy.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any, Literal
 
 from ._async_client import AsyncDatalabClient
+from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
-from ._exceptions import JobError
-from ._inputs import FileInput, prepare_upload
+from ._exceptions import InvalidInputError, JobError
+from ._inputs import FileInput, Upload, prepare_upload
 from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
 from ._page_range import PageRange, format_page_range
@@ -38,12 +39,11 @@ __all__ = [
     "PageRecord",
     "Scalar",
     "SourceFile",
-    "aocr_file",
-    "aocr_files",
+    "aiter_records",
     "build_records",
     "document_id",
     "hidden_keys",
-    "ocr_file",
+    "iter_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -310,70 +310,154 @@ def _geometry(pages: Sequence[OCRPage], *, with_page: bool) -> str:
     return json.dumps(lines, separators=(",", ":"), ensure_ascii=False)
 
 
-def _content_sha256(source: SourceFile) -> str:
-    # Validates the file too, so a bad file fails before anything is uploaded.
-    return prepare_upload(source.file, source.filename).sha256()
+def _prepare(
+    sources: Sequence[SourceFile], errors: ErrorPolicy, failures: list[BatchItem] | None
+) -> list[tuple[int, Upload]]:
+    """Check every file before any is uploaded: ``(position, upload)`` for the good ones.
 
-
-def ocr_file(client: DatalabClient, source: SourceFile, options: LoadOptions) -> list[PageRecord]:
-    """OCR one file on the sync client and map the result to records.
-
-    Errors propagate, naming the file: a failed job never turns into an empty list.
+    A refused file raises with ``errors="raise"`` (so nothing was uploaded yet); otherwise it
+    is logged, recorded in ``failures`` when collecting, and left out.
     """
-    digest = _content_sha256(source)
-    result = client.ocr(
-        source.file,
-        filename=source.filename,
-        max_pages=options.max_pages,
-        page_range=options.page_range,
-        skip_cache=options.skip_cache,
+    prepared: list[tuple[int, Upload]] = []
+    for position, source in enumerate(sources):
+        try:
+            prepared.append((position, prepare_upload(source.file, source.filename)))
+        except InvalidInputError as error:
+            _failed(BatchItem(position, source.source, error=error), source, errors, failures)
+    return prepared
+
+
+def _failed(
+    item: BatchItem, source: SourceFile, errors: ErrorPolicy, failures: list[BatchItem] | None
+) -> None:
+    error = item.error
+    assert error is not None
+    # Name the file as the caller knows it (a blob source, a path on a remote filesystem).
+    error.filename = source.source
+    if errors == "raise":
+        raise error
+    logger.warning("skipped %s: %s", source.source, error)
+    if errors == "collect" and failures is not None:
+        failures.append(BatchItem(item.index, source.source, error=error))
+
+
+def _records(
+    item: BatchItem,
+    source: SourceFile,
+    upload: Upload,
+    options: LoadOptions,
+    errors: ErrorPolicy,
+    failures: list[BatchItem] | None,
+) -> list[PageRecord] | None:
+    if item.result is not None:
+        try:
+            return build_records(item.result, source, upload.sha256(), options)
+        except JobError as error:
+            item = BatchItem(item.index, item.source, error=error)
+    _failed(item, source, errors, failures)
+    return None
+
+
+def _batch_options(options: LoadOptions) -> dict[str, Any]:
+    return {
+        "max_pages": options.max_pages,
+        "page_range": options.page_range,
+        "skip_cache": options.skip_cache,
+        # The policy is applied here, so the caller gets the file's own error, named as
+        # the caller knows the file; the batch only reports.
+        "errors": "collect",
+    }
+
+
+def iter_records(
+    client: DatalabClient,
+    sources: Sequence[SourceFile],
+    options: LoadOptions,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    errors: ErrorPolicy = "raise",
+    show_progress: bool = False,
+    failures: list[BatchItem] | None = None,
+    ordered: bool = True,
+) -> Iterator[tuple[int, list[PageRecord]]]:
+    """OCR ``sources`` through the client's batch API, up to ``concurrency`` at once.
+
+    Yields ``(position in sources, records)`` per file: in input order when ``ordered`` (a
+    file is handed over as soon as it and every file before it are done), else in
+    completion order. Failures follow ``errors``: ``"raise"`` raises the first file's own
+    error (named after the file), ``"skip"`` logs it, ``"collect"`` also appends it to
+    ``failures``. A failed job never turns into an empty list of records.
+    """
+    prepared = _prepare(sources, errors, failures)
+    batch = client.iter_batch(
+        [upload for _, upload in prepared],
+        concurrency=concurrency,
+        show_progress=show_progress,
+        **_batch_options(options),
     )
-    return build_records(result, source, digest, options)
+    queue = _InputOrder([position for position, _ in prepared], ordered)
+    try:
+        for item in batch:
+            position, upload = prepared[item.index]
+            positioned = replace(item, index=position)
+            records = _records(positioned, sources[position], upload, options, errors, failures)
+            yield from queue.arrived(position, records)
+    finally:
+        batch.close()
 
 
-async def aocr_file(
-    client: AsyncDatalabClient, source: SourceFile, options: LoadOptions
-) -> list[PageRecord]:
-    """OCR one file on the async client and map the result to records."""
-    digest = _content_sha256(source)
-    result = await client.ocr(
-        source.file,
-        filename=source.filename,
-        max_pages=options.max_pages,
-        page_range=options.page_range,
-        skip_cache=options.skip_cache,
-    )
-    return build_records(result, source, digest, options)
+class _InputOrder:
+    """Hands files over in input order (or as they come), holding early finishers back."""
+
+    def __init__(self, positions: list[int], ordered: bool) -> None:
+        self._positions = positions
+        self._next = 0
+        self._held: dict[int, list[PageRecord] | None] = {}
+        self._ordered = ordered
+
+    def arrived(
+        self, position: int, records: list[PageRecord] | None
+    ) -> Iterator[tuple[int, list[PageRecord]]]:
+        if not self._ordered:
+            if records is not None:
+                yield position, records
+            return
+        self._held[position] = records
+        while self._next < len(self._positions) and self._positions[self._next] in self._held:
+            ready = self._positions[self._next]
+            self._next += 1
+            done = self._held.pop(ready)
+            if done is not None:
+                yield ready, done
 
 
-async def aocr_files(
+async def aiter_records(
     client: AsyncDatalabClient,
     sources: Sequence[SourceFile],
     options: LoadOptions,
     *,
-    concurrency: int,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    errors: ErrorPolicy = "raise",
+    show_progress: bool = False,
+    failures: list[BatchItem] | None = None,
+    ordered: bool = False,
 ) -> AsyncIterator[tuple[int, list[PageRecord]]]:
-    """OCR ``sources`` with at most ``concurrency`` jobs in flight.
-
-    Yields ``(position in sources, records)`` as each file completes, so callers can stream
-    or restore the input order. The first error cancels the files still running and
-    propagates.
-    """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(position: int, source: SourceFile) -> tuple[int, list[PageRecord]]:
-        async with gate:
-            return position, await aocr_file(client, source, options)
-
-    tasks = [asyncio.ensure_future(one(i, source)) for i, source in enumerate(sources)]
+    """The async twin of :func:`iter_records`, on the async client's batch API; by default
+    in completion order, so each file streams as soon as it is done."""
+    prepared = _prepare(sources, errors, failures)
+    batch = client.iter_batch(
+        [upload for _, upload in prepared],
+        concurrency=concurrency,
+        show_progress=show_progress,
+        **_batch_options(options),
+    )
+    queue = _InputOrder([position for position, _ in prepared], ordered)
     try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        async for item in batch:
+            position, upload = prepared[item.index]
+            positioned = replace(item, index=position)
+            records = _records(positioned, sources[position], upload, options, errors, failures)
+            for ready in queue.arrived(position, records):
+                yield ready
     finally:
-        # Reached on an error or when the consumer stops early: no job is left running
-        # unobserved, and no "task exception was never retrieved" warnings appear.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await batch.aclose()

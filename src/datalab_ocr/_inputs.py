@@ -26,8 +26,9 @@ __all__ = ["MAX_FILE_BYTES", "FileInput", "FileKind", "Upload", "prepare_upload"
 MAX_FILE_BYTES = 200 * 1024 * 1024
 """The largest file the service accepts (200 MB)."""
 
-FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
-"""A path, the bytes of a file (with ``filename=``), or a binary file object."""
+FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], "Upload"]
+"""A path, the bytes of a file (with ``filename=``), a binary file object, or an
+:class:`Upload` already checked by :func:`prepare_upload`."""
 
 _HEAD_BYTES = 8192
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
@@ -151,7 +152,11 @@ class Upload:
         return io.BytesIO(self.data)
 
     def sha256(self) -> str:
-        """The SHA-256 of the content, read in chunks."""
+        """The SHA-256 of the content, read in chunks once and then remembered."""
+        return self._sha256
+
+    @cached_property
+    def _sha256(self) -> str:
         digest = hashlib.sha256()
         with self.open() as stream:
             while chunk := stream.read(_CHUNK):
@@ -190,6 +195,8 @@ def prepare_upload(file: FileInput, filename: str | None = None) -> Upload:
     Raises :class:`InvalidInputError`, naming the file, when it is missing, a directory,
     unreadable, empty, larger than 200 MB, or not of a type the service takes.
     """
+    if isinstance(file, Upload):
+        return file
     if isinstance(file, (str, os.PathLike)):
         return _from_path(Path(file), filename)
     if isinstance(file, (bytes, bytearray, memoryview)):

@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 from langchain_core.documents.base import Blob
 
 from ._async_client import AsyncDatalabClient
+from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
@@ -32,8 +33,8 @@ from ._documents import (
     Mode,
     PageRecord,
     SourceFile,
-    aocr_files,
-    ocr_file,
+    aiter_records,
+    iter_records,
 )
 from ._exceptions import InvalidInputError
 from ._inputs import SUPPORTED_KINDS
@@ -73,12 +74,16 @@ class DatalabOCRParser(BaseBlobParser):
         timeout: float | None = None,
         polling: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
         client: DatalabClient | None = None,
         async_client: AsyncDatalabClient | None = None,
     ) -> None:
+        if errors not in ("raise", "skip", "collect"):
+            raise ValueError(f"errors must be 'raise', 'skip' or 'collect', not {errors!r}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self._settings = ClientSettings(
@@ -97,8 +102,13 @@ class DatalabOCRParser(BaseBlobParser):
             include_geometry=include_geometry,
         )
         self._concurrency = concurrency
+        self._errors: ErrorPolicy = errors
+        self._show_progress = show_progress
         self._client = client
+        self._owns_client = client is None
         self._async_client = async_client
+        self.failures: list[BatchItem] = []
+        """Files that failed in the last parse, with ``errors="collect"``."""
 
     def __repr__(self) -> str:
         # The settings' repr leaves the key out; say only whether one was given.
@@ -107,9 +117,25 @@ class DatalabOCRParser(BaseBlobParser):
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:
         """OCR the blob on the sync client and yield its documents, page by page."""
-        source = _source_file(blob)
-        for record in ocr_file(self._sync_client(), source, self._options):
-            yield _to_document(record, source, blob.metadata)
+        return self.lazy_parse_many([blob])
+
+    def lazy_parse_many(self, blobs: Sequence[Blob]) -> Iterator[Document]:
+        """OCR blobs with up to ``concurrency`` jobs at once (threads on the sync client);
+        each file's documents as soon as it completes. Pages of one file keep their order."""
+        sources = [_source_file(blob) for blob in blobs]
+        self.failures = []
+        records = iter_records(
+            self._sync_client(),
+            sources,
+            self._options,
+            concurrency=self._concurrency,
+            errors=self._errors,
+            show_progress=self._show_progress,
+            failures=self.failures,
+        )
+        for position, file_records in records:
+            for record in file_records:
+                yield _to_document(record, sources[position], blobs[position].metadata)
 
     async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
         """OCR the blob on the async client and yield its documents."""
@@ -135,7 +161,16 @@ class DatalabOCRParser(BaseBlobParser):
     async def _stream(
         self, client: AsyncDatalabClient, blobs: Sequence[Blob], sources: list[SourceFile]
     ) -> AsyncIterator[Document]:
-        files = aocr_files(client, sources, self._options, concurrency=self._concurrency)
+        self.failures = []
+        files = aiter_records(
+            client,
+            sources,
+            self._options,
+            concurrency=self._concurrency,
+            errors=self._errors,
+            show_progress=self._show_progress,
+            failures=self.failures,
+        )
         async for position, records in files:
             for record in records:
                 yield _to_document(record, sources[position], blobs[position].metadata)
@@ -145,6 +180,12 @@ class DatalabOCRParser(BaseBlobParser):
             self._client = self._settings.sync_client()
         return self._client
 
+    def close(self) -> None:
+        """Close the sync client the parser built (a client passed in is left open)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
 
 class DatalabOCRLoader(BaseLoader):
     """Loads files by OCR: one ``Document`` per page (or per file with ``mode="file"``).
@@ -153,8 +194,11 @@ class DatalabOCRLoader(BaseLoader):
     picks the files (searched recursively with ``"**/..."``); without it, every file the
     service accepts (PDF, images, Word, PowerPoint) is loaded, in sorted order.
 
-    ``lazy_load`` runs the files one after another on the sync client; ``alazy_load`` runs
-    up to ``concurrency`` at once on the async client. Errors propagate, naming the file.
+    ``lazy_load`` (threads on the sync client) and ``alazy_load`` (tasks on the async client)
+    run up to ``concurrency`` files at once and hand over each file's documents as it
+    completes. ``errors`` decides what a failed file does: ``"raise"`` (the default) raises
+    its error, naming the file; ``"skip"`` logs it; ``"collect"`` logs it and keeps it in
+    :attr:`failures`.
     The other arguments are those of :class:`DatalabOCRParser`.
     """
 
@@ -172,7 +216,9 @@ class DatalabOCRLoader(BaseLoader):
         timeout: float | None = None,
         polling: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        errors: ErrorPolicy = "raise",
+        show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
         client: DatalabClient | None = None,
@@ -191,6 +237,8 @@ class DatalabOCRLoader(BaseLoader):
             polling=polling,
             retry=retry,
             concurrency=concurrency,
+            errors=errors,
+            show_progress=show_progress,
             mode=mode,
             include_geometry=include_geometry,
             client=client,
@@ -200,10 +248,19 @@ class DatalabOCRLoader(BaseLoader):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.file_path!r}, glob={self.glob!r}, {self.parser!r})"
 
+    @property
+    def failures(self) -> list[BatchItem]:
+        """Files that failed in the last load, with ``errors="collect"``."""
+        return self.parser.failures
+
     def lazy_load(self) -> Iterator[Document]:
-        """Yield the documents of each file, one file after another."""
-        for path in self._paths():
-            yield from self.parser.lazy_parse(Blob.from_path(path))
+        """Yield documents as files complete, up to ``concurrency`` files at once."""
+        blobs = [Blob.from_path(path) for path in self._paths()]
+        yield from self.parser.lazy_parse_many(blobs)
+
+    def close(self) -> None:
+        """Close the sync client the loader built (a client passed in is left open)."""
+        self.parser.close()
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Yield documents as files complete, up to ``concurrency`` files at once."""

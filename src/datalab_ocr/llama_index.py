@@ -24,9 +24,9 @@ from typing import Any
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, SecretStr
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
 
 from ._async_client import AsyncDatalabClient
+from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
@@ -34,9 +34,9 @@ from ._documents import (
     Mode,
     PageRecord,
     SourceFile,
-    aocr_files,
+    aiter_records,
     hidden_keys,
-    ocr_file,
+    iter_records,
 )
 from ._policies import PollPolicy, RetryPolicy
 
@@ -86,10 +86,15 @@ class DatalabOCRReader(BasePydanticReader):
         default=None, description="Poll interval and overall job deadline."
     )
     retry: RetryPolicy | None = Field(default=None, description="Retries of single requests.")
-    concurrency: int = Field(
-        default=4, ge=1, description="Files OCRed at once by the async methods."
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, description="Files OCRed at once.")
+    errors: ErrorPolicy = Field(
+        default="raise",
+        description="A failed file: 'raise' (stop), 'skip' (log, go on) or 'collect' (log, "
+        "go on, and keep it in .failures).",
     )
-    show_progress: bool = Field(default=False, description="Show a progress bar over files.")
+    show_progress: bool = Field(
+        default=False, description="Show a progress bar over files and pages."
+    )
     mode: Mode = Field(default="page", description="'page': a document per page; 'file': one.")
     include_geometry: bool = Field(
         default=False, description="Add the lines' boxes and confidences as JSON metadata."
@@ -100,6 +105,7 @@ class DatalabOCRReader(BasePydanticReader):
     _async_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
     _owns_client: bool = PrivateAttr(default=True)
     _owns_async_client: bool = PrivateAttr(default=True)
+    _failures: list[BatchItem] = PrivateAttr(default_factory=list)
 
     def __init__(
         self,
@@ -123,6 +129,12 @@ class DatalabOCRReader(BasePydanticReader):
         state["__pydantic_private__"] = None
         return state
 
+    @property
+    def failures(self) -> list[BatchItem]:
+        """Files that failed in the last load, with ``errors="collect"``: each names the file
+        and holds its error (with the request id, when a job was submitted)."""
+        return list(self._failures)
+
     @classmethod
     def class_name(cls) -> str:
         """The name LlamaIndex uses to identify this component when serializing it."""
@@ -136,12 +148,13 @@ class DatalabOCRReader(BasePydanticReader):
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> list[Document]:
-        """OCR one file or several, one after another, and return their documents.
+        """OCR one file or several, up to ``concurrency`` at once; documents in input order.
 
         ``extra_info`` is merged into every document's metadata (its values win). ``fs`` is
         an fsspec filesystem to read the files from, as ``SimpleDirectoryReader`` passes it.
         """
-        return list(self.lazy_load_data(file_path, extra_info=extra_info, fs=fs))
+        by_position = dict(self._records(file_path, extra_info, fs))
+        return [document for position in sorted(by_position) for document in by_position[position]]
 
     def lazy_load_data(
         self,
@@ -149,10 +162,10 @@ class DatalabOCRReader(BasePydanticReader):
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> Iterator[Document]:
-        """Yield the documents of each file as soon as that file is done."""
-        paths = _as_list(file_path)
-        for path in tqdm(paths, desc="OCR", unit="file", disable=not self.show_progress):
-            yield from self._load_file(path, extra_info, fs)
+        """Yield the documents of each file as soon as that file is done (completion order;
+        pages of one file stay in order)."""
+        for _, documents in self._records(file_path, extra_info, fs):
+            yield from documents
 
     async def aload_data(
         self,
@@ -184,29 +197,43 @@ class DatalabOCRReader(BasePydanticReader):
         paths = _as_list(file_path)
         return DocumentStream(self._stream_files(paths, extra_info, fs))
 
-    # The one place where a file becomes documents; a batch API can replace this later.
+    # Files become documents through the clients' batch API, in one place for each client.
 
-    def _load_file(
-        self, path: FilePath, extra_info: dict[str, Any] | None, fs: Any
-    ) -> list[Document]:
-        source = _source_file(path, fs)
-        records = ocr_file(self._sync_client(), source, self._load_options())
-        return [_to_document(record, source, extra_info) for record in records]
+    def _records(
+        self, file_path: FilePath | Sequence[FilePath], extra_info: dict[str, Any] | None, fs: Any
+    ) -> Iterator[tuple[int, list[Document]]]:
+        sources = [_source_file(path, fs) for path in _as_list(file_path)]
+        self._failures = []
+        records = iter_records(
+            self._sync_client(),
+            sources,
+            self._load_options(),
+            concurrency=self.concurrency,
+            errors=self.errors,
+            show_progress=self.show_progress,
+            failures=self._failures,
+        )
+        for position, file_records in records:
+            source = sources[position]
+            yield position, [_to_document(record, source, extra_info) for record in file_records]
 
     async def _stream_files(
         self, paths: list[FilePath], extra_info: dict[str, Any] | None, fs: Any
     ) -> AsyncIterator[tuple[int, list[Document]]]:
         sources = [_source_file(path, fs) for path in paths]
-        client = self._async()
-        with tqdm(
-            total=len(sources), desc="OCR", unit="file", disable=not self.show_progress
-        ) as progress:
-            async for position, records in aocr_files(
-                client, sources, self._load_options(), concurrency=self.concurrency
-            ):
-                progress.update(1)
-                source = sources[position]
-                yield position, [_to_document(record, source, extra_info) for record in records]
+        self._failures = []
+        records = aiter_records(
+            self._async(),
+            sources,
+            self._load_options(),
+            concurrency=self.concurrency,
+            errors=self.errors,
+            show_progress=self.show_progress,
+            failures=self._failures,
+        )
+        async for position, file_records in records:
+            source = sources[position]
+            yield position, [_to_document(record, source, extra_info) for record in file_records]
 
     # Clients, built once on first use.
 

@@ -93,9 +93,11 @@ def test_a_directory_loads_every_supported_file_by_default(
 ) -> None:
     (tmp_path / "notes.txt").write_text("not for OCR")
 
-    DatalabOCRLoader(tmp_path, client=client).load()
+    documents = DatalabOCRLoader(tmp_path, client=client).load()
 
-    assert service.submitted_names == sorted(files)
+    # Files run concurrently, so submits come in any order; documents keep the sorted order.
+    assert sorted(service.submitted_names) == sorted(files)
+    assert list(dict.fromkeys(Path(d.metadata["source"]).name for d in documents)) == sorted(files)
 
 
 def test_a_directory_glob_picks_the_files(
@@ -107,7 +109,7 @@ def test_a_directory_glob_picks_the_files(
 
     DatalabOCRLoader(tmp_path, glob="**/*.pdf", client=client).load()
 
-    assert service.submitted_names == ["annex.pdf", "letter.pdf", "report.pdf"]
+    assert sorted(service.submitted_names) == ["annex.pdf", "letter.pdf", "report.pdf"]
 
 
 def test_an_empty_directory_is_an_error_not_an_empty_list(

@@ -109,17 +109,28 @@ def test_several_files_are_read_in_order(
     documents = reader.load_data([files["scan.png"], files["report.pdf"]])
 
     assert [d.metadata["file_name"] for d in documents] == ["scan.png"] * 2 + ["report.pdf"] * 2
-    assert service.submitted_names == ["scan.png", "report.pdf"]
+    assert sorted(service.submitted_names) == ["report.pdf", "scan.png"]
 
 
-def test_lazy_load_reads_a_file_only_when_asked(
-    reader: DatalabOCRReader, files: dict[str, Path], service: FakeDatalab
+def test_lazy_load_keeps_input_order_while_files_run_concurrently(
+    reader: DatalabOCRReader, files: dict[str, Path]
 ) -> None:
-    documents = reader.lazy_load_data([files["report.pdf"], files["letter.pdf"]])
+    order = [files["scan.png"], files["report.pdf"], files["letter.pdf"]]
 
-    next(iter(documents))
+    documents = list(reader.lazy_load_data(order))
 
-    assert service.submitted_names == ["report.pdf"]
+    names = list(dict.fromkeys(d.metadata["file_name"] for d in documents))
+    assert names == ["scan.png", "report.pdf", "letter.pdf"]
+
+
+def test_concurrency_bounds_the_files_in_flight(
+    client: DatalabClient, files: dict[str, Path], service: FakeDatalab
+) -> None:
+    reader = DatalabOCRReader(client=client, concurrency=1)
+
+    reader.load_data(list(files.values()))
+
+    assert service.max_in_flight == 1
 
 
 # Ids: re-ingesting updates instead of duplicating.
