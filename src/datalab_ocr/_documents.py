@@ -358,15 +358,64 @@ def _records(
     return None
 
 
-def _batch_options(options: LoadOptions) -> dict[str, Any]:
-    return {
-        "max_pages": options.max_pages,
-        "page_range": options.page_range,
-        "skip_cache": options.skip_cache,
-        # The policy is applied here, so the caller gets the file's own error, named as
-        # the caller knows the file; the batch only reports.
-        "errors": "collect",
-    }
+class _Load:
+    """One load of many files: checked up front, each batch outcome turned into records
+    under the error policy, and handed over in input order (or as they come)."""
+
+    def __init__(
+        self,
+        sources: Sequence[SourceFile],
+        options: LoadOptions,
+        errors: ErrorPolicy,
+        failures: list[BatchItem] | None,
+        ordered: bool,
+    ) -> None:
+        self._sources = sources
+        self._options = options
+        self._errors = errors
+        self._failures = failures
+        self._ordered = ordered
+        self._prepared = _prepare(sources, errors, failures)
+        self._next = 0
+        self._held: dict[int, list[PageRecord] | None] = {}
+
+    def batch_arguments(self, concurrency: int, show_progress: bool) -> dict[str, Any]:
+        """What to pass to a client's ``iter_batch``."""
+        options = self._options
+        return {
+            "files": [upload for _, upload in self._prepared],
+            "concurrency": concurrency,
+            "show_progress": show_progress,
+            "max_pages": options.max_pages,
+            "page_range": options.page_range,
+            "skip_cache": options.skip_cache,
+            # The policy is applied here, so the caller gets the file's own error, named as
+            # the caller knows the file; the batch only reports.
+            "errors": "collect",
+        }
+
+    def take(self, item: BatchItem) -> Iterator[tuple[int, list[PageRecord]]]:
+        """The files ready to hand over once ``item`` (a batch outcome) has arrived."""
+        position, upload = self._prepared[item.index]
+        records = _records(
+            replace(item, index=position),
+            self._sources[position],
+            upload,
+            self._options,
+            self._errors,
+            self._failures,
+        )
+        if not self._ordered:
+            if records is not None:
+                yield position, records
+            return
+        self._held[position] = records
+        while self._next < len(self._prepared) and self._prepared[self._next][0] in self._held:
+            ready = self._prepared[self._next][0]
+            self._next += 1
+            done = self._held.pop(ready)
+            if done is not None:
+                yield ready, done
 
 
 def iter_records(
@@ -388,47 +437,13 @@ def iter_records(
     error (named after the file), ``"skip"`` logs it, ``"collect"`` also appends it to
     ``failures``. A failed job never turns into an empty list of records.
     """
-    prepared = _prepare(sources, errors, failures)
-    batch = client.iter_batch(
-        [upload for _, upload in prepared],
-        concurrency=concurrency,
-        show_progress=show_progress,
-        **_batch_options(options),
-    )
-    queue = _InputOrder([position for position, _ in prepared], ordered)
+    load = _Load(sources, options, errors, failures, ordered)
+    batch = client.iter_batch(**load.batch_arguments(concurrency, show_progress))
     try:
         for item in batch:
-            position, upload = prepared[item.index]
-            positioned = replace(item, index=position)
-            records = _records(positioned, sources[position], upload, options, errors, failures)
-            yield from queue.arrived(position, records)
+            yield from load.take(item)
     finally:
         batch.close()
-
-
-class _InputOrder:
-    """Hands files over in input order (or as they come), holding early finishers back."""
-
-    def __init__(self, positions: list[int], ordered: bool) -> None:
-        self._positions = positions
-        self._next = 0
-        self._held: dict[int, list[PageRecord] | None] = {}
-        self._ordered = ordered
-
-    def arrived(
-        self, position: int, records: list[PageRecord] | None
-    ) -> Iterator[tuple[int, list[PageRecord]]]:
-        if not self._ordered:
-            if records is not None:
-                yield position, records
-            return
-        self._held[position] = records
-        while self._next < len(self._positions) and self._positions[self._next] in self._held:
-            ready = self._positions[self._next]
-            self._next += 1
-            done = self._held.pop(ready)
-            if done is not None:
-                yield ready, done
 
 
 async def aiter_records(
@@ -444,20 +459,11 @@ async def aiter_records(
 ) -> AsyncIterator[tuple[int, list[PageRecord]]]:
     """The async twin of :func:`iter_records`, on the async client's batch API; by default
     in completion order, so each file streams as soon as it is done."""
-    prepared = _prepare(sources, errors, failures)
-    batch = client.iter_batch(
-        [upload for _, upload in prepared],
-        concurrency=concurrency,
-        show_progress=show_progress,
-        **_batch_options(options),
-    )
-    queue = _InputOrder([position for position, _ in prepared], ordered)
+    load = _Load(sources, options, errors, failures, ordered)
+    batch = client.iter_batch(**load.batch_arguments(concurrency, show_progress))
     try:
         async for item in batch:
-            position, upload = prepared[item.index]
-            positioned = replace(item, index=position)
-            records = _records(positioned, sources[position], upload, options, errors, failures)
-            for ready in queue.arrived(position, records):
+            for ready in load.take(item):
                 yield ready
     finally:
         await batch.aclose()

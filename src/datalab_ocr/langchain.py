@@ -123,16 +123,7 @@ class DatalabOCRParser(BaseBlobParser):
         """OCR blobs with up to ``concurrency`` jobs at once (threads on the sync client);
         each file's documents as soon as it completes. Pages of one file keep their order."""
         sources = [_source_file(blob) for blob in blobs]
-        self.failures = []
-        records = iter_records(
-            self._sync_client(),
-            sources,
-            self._options,
-            concurrency=self._concurrency,
-            errors=self._errors,
-            show_progress=self._show_progress,
-            failures=self.failures,
-        )
+        records = iter_records(self._sync_client(), sources, **self._load_arguments())
         for position, file_records in records:
             for record in file_records:
                 yield _to_document(record, sources[position], blobs[position].metadata)
@@ -161,19 +152,21 @@ class DatalabOCRParser(BaseBlobParser):
     async def _stream(
         self, client: AsyncDatalabClient, blobs: Sequence[Blob], sources: list[SourceFile]
     ) -> AsyncIterator[Document]:
-        self.failures = []
-        files = aiter_records(
-            client,
-            sources,
-            self._options,
-            concurrency=self._concurrency,
-            errors=self._errors,
-            show_progress=self._show_progress,
-            failures=self.failures,
-        )
+        files = aiter_records(client, sources, **self._load_arguments())
         async for position, records in files:
             for record in records:
                 yield _to_document(record, sources[position], blobs[position].metadata)
+
+    def _load_arguments(self) -> dict[str, Any]:
+        """The settings of one parse; starts a fresh list of its failures."""
+        self.failures = []
+        return {
+            "options": self._options,
+            "concurrency": self._concurrency,
+            "errors": self._errors,
+            "show_progress": self._show_progress,
+            "failures": self.failures,
+        }
 
     def _sync_client(self) -> DatalabClient:
         if self._client is None:

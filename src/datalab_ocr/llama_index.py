@@ -203,16 +203,7 @@ class DatalabOCRReader(BasePydanticReader):
         self, file_path: FilePath | Sequence[FilePath], extra_info: dict[str, Any] | None, fs: Any
     ) -> Iterator[tuple[int, list[Document]]]:
         sources = [_source_file(path, fs) for path in _as_list(file_path)]
-        self._failures = []
-        records = iter_records(
-            self._sync_client(),
-            sources,
-            self._load_options(),
-            concurrency=self.concurrency,
-            errors=self.errors,
-            show_progress=self.show_progress,
-            failures=self._failures,
-        )
+        records = iter_records(self._sync_client(), sources, **self._load_arguments())
         for position, file_records in records:
             source = sources[position]
             yield position, [_to_document(record, source, extra_info) for record in file_records]
@@ -221,16 +212,7 @@ class DatalabOCRReader(BasePydanticReader):
         self, paths: list[FilePath], extra_info: dict[str, Any] | None, fs: Any
     ) -> AsyncIterator[tuple[int, list[Document]]]:
         sources = [_source_file(path, fs) for path in paths]
-        self._failures = []
-        records = aiter_records(
-            self._async(),
-            sources,
-            self._load_options(),
-            concurrency=self.concurrency,
-            errors=self.errors,
-            show_progress=self.show_progress,
-            failures=self._failures,
-        )
+        records = aiter_records(self._async(), sources, **self._load_arguments())
         async for position, file_records in records:
             source = sources[position]
             yield position, [_to_document(record, source, extra_info) for record in file_records]
@@ -246,6 +228,17 @@ class DatalabOCRReader(BasePydanticReader):
             polling=self.polling,
             retry=self.retry,
         )
+
+    def _load_arguments(self) -> dict[str, Any]:
+        """The settings of one load; starts a fresh list of its failures."""
+        self._failures = []
+        return {
+            "options": self._load_options(),
+            "concurrency": self.concurrency,
+            "errors": self.errors,
+            "show_progress": self.show_progress,
+            "failures": self._failures,
+        }
 
     def _load_options(self) -> LoadOptions:
         return LoadOptions(
