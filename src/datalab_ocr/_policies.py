@@ -55,6 +55,16 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, seconds)
 
 
+def _grown(initial: float, multiplier: float, steps: int, cap: float) -> float:
+    """``min(cap, initial * multiplier ** steps)``; a float power overflows (OverflowError)
+    after some 1,750 steps of 1.5, which a long job's polls reach, so past that it is the cap."""
+    try:
+        grown = initial * multiplier**steps
+    except OverflowError:
+        grown = math.inf if initial > 0 else 0.0
+    return min(cap, grown)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When and how long to wait before sending a failed request again.
@@ -91,7 +101,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        base = _grown(self.initial_delay, self.multiplier, attempt - 1, self.max_delay)
         return base * (1.0 - self.jitter * rng.random())
 
 
@@ -129,7 +139,7 @@ class PollPolicy:
 
     def delay(self, poll: int, rng: random.Random) -> float:
         """Seconds to wait before check number ``poll`` (1-based) of a job."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (poll - 1))
+        base = _grown(self.initial_delay, self.multiplier, poll - 1, self.max_delay)
         return base * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
 
 
