@@ -31,7 +31,11 @@ SOAK_REPORT: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "soak: a bounded load test against injected faults (about a minute)"
+        "markers", "soak: a bounded load test against injected faults (about 20 s)"
+    )
+    # Also registered by tests/server/conftest.py; here so this folder runs on its own.
+    config.addinivalue_line(
+        "markers", "ocr: starts OCR worker processes (real Tesseract); a few seconds each"
     )
 
 
