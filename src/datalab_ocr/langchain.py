@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,16 @@ class DatalabOCRParser(BaseBlobParser):
         self._async_client = async_client
         self.failures: list[BatchItem] = []
         """Files that failed in the last parse, with ``errors="collect"``."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled parser (for a process pool) carries neither its clients, which cannot be
+        # pickled, nor the API key: the copy takes the key from DATALAB_API_KEY, which worker
+        # processes inherit, and builds its own clients.
+        state = self.__dict__.copy()
+        state["_settings"] = replace(self._settings, api_key=None)
+        state["_client"] = state["_async_client"] = None
+        state["_owns_client"] = True
+        return state
 
     def __repr__(self) -> str:
         # The settings' repr leaves the key out; say only whether one was given.

@@ -125,7 +125,10 @@ class DatalabOCRReader(BasePydanticReader):
     def __getstate__(self) -> dict[Any, Any]:
         # Clients hold connection pools and locks and cannot be pickled; a copy (such as the
         # one SimpleDirectoryReader sends to each worker process) builds its own on first use.
+        # The key stays behind too, as in to_dict(): the copy takes it from DATALAB_API_KEY,
+        # which worker processes inherit.
         state: dict[Any, Any] = BaseModel.__getstate__(self)
+        state["__dict__"] = {**state["__dict__"], "api_key": None}
         state["__pydantic_private__"] = None
         return state
 

@@ -294,17 +294,23 @@ def test_the_client_is_built_once_on_first_use(monkeypatch: pytest.MonkeyPatch) 
     reader.close()
 
 
-def test_a_pickled_copy_keeps_settings_and_builds_its_own_client(
-    client: DatalabClient, caplog: pytest.LogCaptureFixture
+def test_a_pickled_copy_keeps_settings_but_not_the_key_and_builds_its_own_client(
+    client: DatalabClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reader = DatalabOCRReader(client=client, api_key=API_KEY, mode="file")
 
-    copy = pickle.loads(pickle.dumps(reader))
+    pickled = pickle.dumps(reader)
+    copy = pickle.loads(pickled)
 
+    assert API_KEY.encode() not in pickled
     assert copy.mode == "file"
-    assert copy.api_key is not None
+    assert copy.api_key is None
     assert copy._client is None
     assert "unpickleable" not in caplog.text
+    # A worker process inherits the environment, where the copy finds its key.
+    monkeypatch.setenv("DATALAB_API_KEY", "worker-key")
+    assert copy._sync_client()._connection.api_key == "worker-key"
+    copy.close()
 
 
 def test_bad_options_fail_at_construction() -> None:
