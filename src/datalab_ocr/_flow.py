@@ -144,7 +144,7 @@ def submit_job(
     request = Send(
         "POST", settings.url(), action="submit", upload=upload, form=options.form_fields()
     )
-    answer = yield from _exchange(
+    answer, _ = yield from _exchange(
         settings, request, context, lambda response: _parse(response, SubmitResponse), deadline
     )
     if answer.success is False:
@@ -212,14 +212,16 @@ def wait_for_job(
             if wait > 0 or remaining <= 0:
                 if remaining <= 0:
                     raise _deadline_passed(settings, job)
-                # While an estimate may arrive any moment, wake up to re-plan at least every
+                # While an estimate may arrive any moment, wake up to re-plan every quarter
                 # second instead of sleeping through the whole fixed-schedule gap.
                 if planner.learning(timer):
                     wait = min(wait, _REPLAN_SECONDS)
                 yield Sleep(min(wait, remaining), "poll")
                 continue
-            sent = clock.monotonic() - start
-            result = yield from _check(settings, job, context, deadline)
+            result, sent_at = yield from _check(settings, job, context, deadline)
+            # When the answering request actually left: a rate-limit wait or a retry may
+            # have come between the plan and the send, and the planner learns from the send.
+            sent = sent_at - start
             if _is_finished(result, context):
                 finished_at = sent if learned else None
                 logger.info(
@@ -234,7 +236,7 @@ def wait_for_job(
         planner.finished(timer, finished_at)
 
 
-_REPLAN_SECONDS = 1.0
+_REPLAN_SECONDS = 0.25
 
 
 def _deadline_passed(settings: FlowSettings, job: OCRJob) -> JobTimeoutError:
@@ -251,7 +253,7 @@ def _deadline_passed(settings: FlowSettings, job: OCRJob) -> JobTimeoutError:
 def check_job(settings: FlowSettings, job: OCRJob) -> Flow[OCRResult]:
     """Check a job once; the answer may still be ``processing``."""
     context = _Context(job.filename, job.request_id, job.check_url)
-    result = yield from _check(settings, job, context, None)
+    result, _ = yield from _check(settings, job, context, None)
     if _is_finished(result, context):
         return _finish(result, job)
     return result
@@ -259,7 +261,7 @@ def check_job(settings: FlowSettings, job: OCRJob) -> Flow[OCRResult]:
 
 def _check(
     settings: FlowSettings, job: OCRJob, context: _Context, deadline: float | None
-) -> Flow[OCRResult]:
+) -> Flow[tuple[OCRResult, float]]:
     request = Send("GET", job.check_url, action="poll")
     model = settings.endpoint.result_model
     return (
@@ -374,8 +376,11 @@ def _exchange(
     context: _Context,
     parse: Callable[[httpx.Response], T],
     deadline: float | None,
-) -> Flow[T]:
-    """Send ``request`` until it succeeds, retrying what is worth retrying; parse the answer."""
+) -> Flow[tuple[T, float]]:
+    """Send ``request`` until it succeeds, retrying what is worth retrying.
+
+    Returns the parsed answer and when (monotonic) the request that got it was sent.
+    """
     retry = settings.retry
     attempt = 0
     while True:
@@ -386,13 +391,14 @@ def _exchange(
                 log = logger.info if wait >= _LOUD_RATE_WAIT else logger.debug
                 log("rate limit: %s waits %.1f s", request.action, wait)
                 yield Sleep(wait, "rate limit")
+        sent_at = settings.clock.monotonic()
         outcome = yield request
         retry_after: float | None = None
         error: DatalabError
         if isinstance(outcome, httpx.Response):
             if outcome.is_success:
                 try:
-                    return parse(outcome)
+                    return parse(outcome), sent_at
                 except APIResponseError as bad_body:
                     error = _with_context(bad_body, context)
                     retryable = request.action != "submit" or retry.retry_unsure_submits
