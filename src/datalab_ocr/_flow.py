@@ -204,10 +204,11 @@ def wait_for_job(
         while True:
             now = clock.monotonic()
             remaining = deadline - now
+            throttled = settings.limiter is not None and settings.limiter.saturated(now)
             wait = (
                 0.0
                 if check_first and timer.polls == 0
-                else (start + planner.next_poll(timer, settings.rng) - now)
+                else (start + planner.next_poll(timer, settings.rng, throttled=throttled) - now)
             )
             if wait > 0 or remaining <= 0:
                 if remaining <= 0:

@@ -71,6 +71,7 @@ class PollPlanner:
         step: float = 0.02,
         patience: float = 8.0,
         patient_hits: int = 8,
+        throttled_margin: float = 1.2,
         memory: int = 48,
     ) -> None:
         self.policy = policy
@@ -86,6 +87,7 @@ class PollPlanner:
         self.patience = patience
         self._streak = 0
         self.patient_hits = patient_hits
+        self.throttled_margin = throttled_margin
         self._lock = threading.Lock()
 
     def begin(self, units: float) -> JobClock:
@@ -101,8 +103,13 @@ class PollPlanner:
         """Whether the job waits on the fixed schedule for an estimate that may come any time."""
         return self.policy.adaptive and not job.probe and self._model is None
 
-    def next_poll(self, job: JobClock, rng: random.Random) -> float:
-        """Seconds after the submit at which to poll next."""
+    def next_poll(self, job: JobClock, rng: random.Random, *, throttled: bool = False) -> float:
+        """Seconds after the submit at which to poll next.
+
+        ``throttled`` says the rate limiter has no slot free now: then a poll costs the batch
+        a slot that a submit could use, while the wait for a slot delays the notice anyway,
+        so the first poll is aimed later (``throttled_margin``), to miss less often.
+        """
         last = job.last_running
         if not self.policy.adaptive:
             return (last or 0.0) + self.policy.delay(job.polls + 1, rng)
@@ -111,7 +118,7 @@ class PollPlanner:
             # Seen running after its expected end (or probing): small steps from here.
             return last + max(self.min_gap, self.growth * last)
         if expected is not None:
-            return expected
+            return expected * self.throttled_margin if throttled else expected
         if job.probe:
             return self.min_gap
         # Waiting for the probe: a job like it is most likely still running while the probe

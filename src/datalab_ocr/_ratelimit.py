@@ -45,5 +45,13 @@ class RateLimiter:
             self._slots.append(slot)
             return slot - now
 
+    def saturated(self, now: float) -> bool:
+        """Whether a request reserved at ``now`` would have to wait for a slot."""
+        with self._lock:
+            return (
+                len(self._slots) == self.requests
+                and self._slots[0] + self.window + self.margin > now
+            )
+
     def __repr__(self) -> str:
         return f"RateLimiter(requests={self.requests}, window={self.window:g})"

@@ -99,3 +99,55 @@ def test_fixed_schedule_when_not_adaptive() -> None:
         planner.running(job, at)
 
     assert times == [2, 6, 14]
+
+
+def test_under_a_saturated_rate_limit_first_polls_aim_later() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(5):
+        run_job(planner, 10.0)
+    job = planner.begin(1)
+
+    free = planner.next_poll(job, RNG)
+    throttled = planner.next_poll(job, RNG, throttled=True)
+
+    assert throttled == pytest.approx(free * 1.2)
+
+
+def test_a_late_estimate_comes_down_quickly_when_every_first_poll_hits() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(5):
+        run_job(planner, 20.0)
+    before = planner.expected(1)
+    assert before is not None
+
+    # The jobs became four times faster: every first poll now finds the job long done.
+    counts = [len(run_job(planner, 5.0)) for _ in range(60)]
+
+    after = planner.expected(1)
+    assert after is not None
+    assert after < before / 2
+    assert max(counts[-10:]) <= 2
+
+
+def test_jobs_waiting_for_the_probe_do_not_poll_before_patience() -> None:
+    planner = PollPlanner(PollPolicy(), patience=8.0)
+    planner.begin(1)  # the probe
+    waiting = planner.begin(1)
+
+    assert planner.next_poll(waiting, RNG) == 8.0
+    planner.running(waiting, 8.0)
+    assert planner.next_poll(waiting, RNG) == 16.0
+
+
+def test_a_fixed_overhead_is_not_taken_for_time_per_page() -> None:
+    planner = PollPlanner(PollPolicy())
+    for pages in (1, 10, 20, 40, 1, 30):
+        job = planner.begin(pages)
+        duration = 3.0 + 1.0 * pages
+        # Measured closely: seen running just before the end.
+        planner.running(job, duration - 0.2)
+        planner.finished(job, duration + 0.2)
+
+    expected = planner.expected(50)
+    assert expected is not None
+    assert expected == pytest.approx(53.0, rel=0.15)

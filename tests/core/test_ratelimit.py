@@ -66,3 +66,14 @@ def test_threads_share_one_budget() -> None:
 def test_nonsense_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="requests >= 1"):
         RateLimiter(requests=0)
+
+
+def test_saturated_says_whether_the_next_request_would_wait() -> None:
+    limiter = RateLimiter(requests=2, window=10, margin=0)
+
+    assert not limiter.saturated(0.0)
+    limiter.reserve(0.0)
+    limiter.reserve(1.0)
+
+    assert limiter.saturated(5.0)
+    assert not limiter.saturated(10.5)
