@@ -31,10 +31,8 @@ import heapq
 import json
 import logging
 import random
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -43,7 +41,7 @@ from datalab_ocr._flow import FlowSettings, Outcome, Send, Sleep, Step, run_ocr
 from datalab_ocr._inputs import Upload, prepare_upload
 from datalab_ocr._models import OCRResult
 from datalab_ocr._options import OCROptions
-from datalab_ocr._planner import JobClock, PollPlanner
+from datalab_ocr._planner import PollPlanner
 from datalab_ocr.testing import FakeClock
 
 BASE_URL = "https://sim.invalid"
@@ -216,7 +214,6 @@ def simulate(
         limiter=RateLimiter(*rate) if rate is not None else None,
         planner=planner(policy, clock),
     )
-    observer = settings.planner if isinstance(settings.planner, SendTimePlanner) else None
     draws = random.Random(seed + 1)
     plan = [scenario.draw(draws) for _ in range(jobs)]
     upload = prepare_upload(PNG, "sim.png")
@@ -254,8 +251,6 @@ def simulate(
                     break
                 record.requests += 1
                 outcome = service.answer(step, duration, pages)
-                if observer is not None:
-                    observer.observed_at = clock.monotonic()
         except StopIteration as done:
             result: OCRResult = done.value
             request_id = result.request_id or ""
@@ -377,113 +372,6 @@ def run(
     return goals, summary
 
 
-# Planner changes tried here, without touching the library (see the README's findings).
-
-
-class TunedPlanner(PollPlanner):
-    """The planner with its learning rule exposed and two changes to try.
-
-    ``shade`` scales a loose sample (a job first seen complete, with no recent "processing"
-    answer: only an upper bound of its duration); the library uses 0.95. With ``explore``
-    set, tight measurements (a "processing" answer shortly before "complete") are kept apart
-    and preferred once there are three, and one job in ``explore`` aims its first poll 15 %
-    early so that tight measurements keep coming even when every first poll hits.
-    """
-
-    def __init__(self, policy: PollPolicy, *, shade: float = 0.95, explore: int = 0) -> None:
-        super().__init__(policy)
-        self.shade = shade
-        self.explore = explore
-        self._tight: deque[float] = deque(maxlen=24)
-        self._explorers: set[int] = set()
-        self._begun = 0
-
-    def begin(self, units: float) -> JobClock:
-        job = super().begin(units)
-        self._begun += 1
-        if self.explore and self._begun % self.explore == 0:
-            self._explorers.add(id(job))
-        return job
-
-    def next_poll(self, job: JobClock, rng: random.Random) -> float:
-        planned = super().next_poll(job, rng)
-        if id(job) in self._explorers and job.last_running is None and planned > 0:
-            return planned * 0.85
-        return planned
-
-    def expected(self, units: float) -> float | None:
-        if len(self._tight) < 3:
-            return super().expected(units)
-        ordered = sorted(self._tight)
-        rank = min(len(ordered) - 1, int(self.quantile * len(ordered)))
-        return ordered[rank] * max(1.0, units)
-
-    def finished(self, job: JobClock, elapsed: float | None) -> None:
-        self._explorers.discard(id(job))
-        with self._lock:
-            if job.probe:
-                self._probe_taken = False
-            if elapsed is None:
-                return
-            lower = job.last_running
-            if lower is not None and elapsed - lower <= 0.25 * elapsed:
-                sample = (lower + elapsed) / 2 / job.units
-                if self.explore:
-                    self._tight.append(sample)
-            else:
-                sample = elapsed * self.shade / job.units
-            self._samples.append(sample)
-
-
-class SendTimePlanner(TunedPlanner):
-    """Times each observation when its poll was really sent, after any rate-limit wait.
-
-    The flow reports the time it *planned* a poll, before the client rate limiter's wait;
-    under a binding limit the poll goes out much later, so "complete" answers teach durations
-    far too short. The simulation sets ``observed_at`` at each answer (no network delay).
-    """
-
-    def __init__(self, policy: PollPolicy, clock: FakeClock, **options: Any) -> None:
-        super().__init__(policy, **options)
-        self._clock = clock
-        self._starts: dict[int, float] = {}
-        self.observed_at: float | None = None
-
-    def begin(self, units: float) -> JobClock:
-        job = super().begin(units)
-        self._starts[id(job)] = self._clock.monotonic()
-        return job
-
-    def running(self, job: JobClock, elapsed: float) -> None:
-        super().running(job, self._actual(job, elapsed))
-
-    def finished(self, job: JobClock, elapsed: float | None) -> None:
-        actual = None if elapsed is None else self._actual(job, elapsed)
-        self._starts.pop(id(job), None)
-        super().finished(job, actual)
-
-    def _actual(self, job: JobClock, elapsed: float) -> float:
-        start = self._starts.get(id(job))
-        if start is None or self.observed_at is None:
-            return elapsed
-        return max(elapsed, self.observed_at - start)
-
-
-def _variants() -> dict[str, tuple[PollPolicy, PlannerFactory]]:
-    policy = PollPolicy()
-    return {
-        "  loose samples x0.85": (policy, lambda p, c: TunedPlanner(p, shade=0.85)),
-        "  + tight kept apart, explore": (
-            policy,
-            lambda p, c: TunedPlanner(p, shade=0.85, explore=8),
-        ),
-        "  + timed at the real send": (
-            policy,
-            lambda p, c: SendTimePlanner(p, c, shade=0.85, explore=8),
-        ),
-    }
-
-
 def main() -> None:
     """Run the simulation and print the tables and the adaptive planner's targets."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -491,16 +379,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="jobs in flight (16)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument(
-        "--variants", action="store_true", help="also run the planner changes tried here"
-    )
     args = parser.parse_args()
     logging.getLogger("datalab_ocr").setLevel(logging.ERROR)
     print(
         "latency: seconds from a job's completion on the service to the client noticing it; "
         "within: share noticed within max(0.5 s, 10 % of the job's time)"
     )
-    goals, summary = run(args, _variants() if args.variants else None)
+    goals, summary = run(args)
     print("\ngoals (adaptive planner)")
     for text, met in goals:
         print(f"  {'pass' if met else 'FAIL'}  {text}")
