@@ -196,6 +196,7 @@ def wait_for_job(
     start = clock.monotonic() if submitted_at is None else submitted_at
     if deadline is None:
         deadline = clock.monotonic() + settings.polling.timeout
+    allowed = deadline - clock.monotonic()
     context = _Context(job.filename, job.request_id, job.check_url)
     timer = planner.begin(job.expected_pages or 1)
     learned = submitted_at is not None
@@ -212,7 +213,7 @@ def wait_for_job(
             )
             if wait > 0 or remaining <= 0:
                 if remaining <= 0:
-                    raise _deadline_passed(settings, job)
+                    raise _deadline_passed(allowed, job)
                 # While an estimate may arrive any moment, wake up to re-plan every quarter
                 # second instead of sleeping through the whole fixed-schedule gap.
                 if planner.learning(timer):
@@ -240,10 +241,10 @@ def wait_for_job(
 _REPLAN_SECONDS = 0.25
 
 
-def _deadline_passed(settings: FlowSettings, job: OCRJob) -> JobTimeoutError:
+def _deadline_passed(allowed: float, job: OCRJob) -> JobTimeoutError:
     return JobTimeoutError(
-        f"the job did not complete within the {settings.polling.timeout:g} s deadline; it may "
-        f"still finish: call wait() with its request id within an hour to collect the result "
+        f"the job did not complete in the {allowed:.0f} s its deadline left it; it may still "
+        f"finish: call wait() with its request id within an hour to collect the result "
         f"without paying again",
         filename=job.filename,
         request_id=job.request_id,

@@ -440,3 +440,13 @@ def test_bad_option_is_refused_before_any_request(harness: Harness, pdf_file: Pa
         harness.call("ocr", pdf_file, page_range="4-2")
 
     assert harness.service.requests == []
+
+
+def test_a_timeout_given_to_wait_is_the_deadline_the_error_names(harness: Harness) -> None:
+    harness.client_kwargs["polling"] = PollPolicy(initial_delay=5, max_delay=5, adaptive=False)
+    harness.service.polls = [processing()] * 10
+
+    with pytest.raises(JobTimeoutError, match="in the 20 s its deadline left it"):
+        harness.call("wait", "r7", timeout=20)
+
+    assert sum(harness.clock.sleeps) == pytest.approx(20)
