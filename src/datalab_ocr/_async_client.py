@@ -230,13 +230,37 @@ class AsyncDatalabClient(_BaseClient):
                     outcome = None
                     continue
                 with contextlib.ExitStack() as files:
-                    try:
-                        request = self._build_request(self._http, step, files)
-                        outcome = await self._http.send(request)
-                    except httpx.TransportError as error:
-                        outcome = error
+                    request = self._build_request(self._http, step, files)
+                    if step.action == "submit":
+                        outcome = await self._send_submit(flow, request)
+                    else:
+                        outcome = await self._send(request)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    async def _send(self, request: httpx.Request) -> Outcome:
+        try:
+            # Never follow a redirect: it could carry the key to another origin.
+            return await self._http.send(request, follow_redirects=False)
+        except httpx.RequestError as error:
+            return error
+
+    async def _send_submit(self, flow: Flow[T], request: httpx.Request) -> Outcome:
+        """Send a submit so that cancelling the task cannot lose a job that was started.
+
+        A started job is paid for; its answer is where it gets recorded for resuming. So the
+        send runs shielded: on cancellation it is allowed to finish (within its HTTP
+        timeouts), its answer goes to the flow, and then the cancellation goes on.
+        """
+        sending = asyncio.ensure_future(self._send(request))
+        try:
+            return await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            outcome = await sending
+            with contextlib.suppress(Exception):
+                flow.send(outcome)
+            flow.close()
+            raise
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in as ``http_client``."""

@@ -230,10 +230,12 @@ class DatalabClient(_BaseClient):
         clock = self._settings.clock
         try:
             while True:
+                # The flow sees every answer before the batch may stop: a submit's answer is
+                # where the job gets recorded for resuming, and it was paid for.
+                step = flow.send(outcome)
                 if stop is not None and stop.is_set():
                     flow.close()
                     raise _BatchStoppedError
-                step = flow.send(outcome)
                 if isinstance(step, Sleep):
                     if stop is not None and isinstance(clock, SystemClock):
                         stop.wait(step.seconds)
@@ -242,9 +244,11 @@ class DatalabClient(_BaseClient):
                     outcome = None
                     continue
                 with contextlib.ExitStack() as files:
+                    request = self._build_request(self._http, step, files)
                     try:
-                        outcome = self._http.send(self._build_request(self._http, step, files))
-                    except httpx.TransportError as error:
+                        # Never follow a redirect: it could carry the key to another origin.
+                        outcome = self._http.send(request, follow_redirects=False)
+                    except httpx.RequestError as error:
                         outcome = error
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

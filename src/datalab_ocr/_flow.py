@@ -74,7 +74,7 @@ class Sleep:
 
 
 Step = Send | Sleep
-Outcome = httpx.Response | httpx.TransportError | None
+Outcome = httpx.Response | httpx.RequestError | None
 Flow = Generator[Step, Outcome, T]
 
 
@@ -412,10 +412,23 @@ def _exchange(
                     request_id=context.request_id,
                     check_url=context.check_url,
                 )
-                retryable = is_retryable_status(outcome.status_code)
+                retryable = is_retryable_status(outcome.status_code) and (
+                    request.action != "submit"
+                    or retry.retry_unsure_submits
+                    or outcome.status_code not in _UNSURE_STATUSES
+                )
                 retry_after = parse_retry_after(
                     outcome.headers.get("Retry-After"), now=settings.clock.wall()
                 )
+        elif isinstance(outcome, httpx.DecodingError):
+            # The answer came but its body could not be decoded: as with a body that is not
+            # JSON, the request reached the service.
+            error = _with_context(
+                APIResponseError(f"the service's answer could not be decoded: {outcome}"),
+                context,
+            )
+            error.__cause__ = outcome
+            retryable = request.action != "submit" or retry.retry_unsure_submits
         elif isinstance(outcome, httpx.TransportError):
             error = _connection_error(outcome, request, context)
             retryable = (
@@ -423,6 +436,9 @@ def _exchange(
                 or retry.retry_unsure_submits
                 or _surely_not_received(outcome)
             )
+        elif isinstance(outcome, httpx.RequestError):
+            error = _connection_error(outcome, request, context)
+            retryable = False
         else:
             raise TypeError(f"a Send step needs a response or a transport error, not {outcome!r}")
         if not retryable or attempt >= retry.max_attempts:
@@ -444,6 +460,10 @@ def _exchange(
 
 _LOUD_RATE_WAIT = 5.0
 
+# Answers that may come after the service did the work (a timeout or a gateway giving up on
+# an upstream that went on), unlike 429, 503 and 529, which refuse the request up front.
+_UNSURE_STATUSES = frozenset({408, 500, 502, 504})
+
 
 def _surely_not_received(error: httpx.TransportError) -> bool:
     """Whether a failed request surely never reached the service (so no job was started).
@@ -464,7 +484,7 @@ def _surely_not_received(error: httpx.TransportError) -> bool:
 
 
 def _connection_error(
-    error: httpx.TransportError, request: Send, context: _Context
+    error: httpx.RequestError, request: Send, context: _Context
 ) -> APIConnectionError:
     kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
     what = "timed out" if kind is APITimeoutError else "got no answer"

@@ -74,11 +74,14 @@ class RetryPolicy:
     ``jitter`` so that many clients do not retry in step. A ``Retry-After`` from the server
     replaces the computed wait, up to ``max_retry_after`` seconds.
 
-    ``retry_unsure_submits`` decides what happens when the connection breaks after a file was
-    sent but before the answer came: the service may or may not have started a job. True (the
+    ``retry_unsure_submits`` decides what happens when a submit's outcome is unknown: the
+    connection broke after the file was sent but before the answer came, the answer was not
+    readable, or it was 408, 500, 502 or 504 (a timeout or a gateway that may have given up on
+    a service that went on). The service may or may not have started a job. True (the
     default) sends the file again, so the document is not lost but may be billed twice; the
     service's own result cache (``skip_cache=False``) usually answers such a repeat. False
-    raises :class:`~datalab_ocr.APIConnectionError` instead.
+    raises the error instead (:class:`~datalab_ocr.APIConnectionError`,
+    :class:`~datalab_ocr.APIResponseError` or :class:`~datalab_ocr.ServerError`).
     """
 
     max_attempts: int = 6

@@ -328,3 +328,59 @@ def test_breaking_out_of_a_sync_batch_stops_its_workers(tmp_path: Path) -> None:
             break
 
     assert len(service.submits) < 20
+
+
+def test_jobs_submitted_as_a_batch_is_abandoned_are_recorded_for_resuming(
+    tmp_path: Path,
+) -> None:
+    slow = make_files(tmp_path, 2)
+    refused = tmp_path / "refused.pdf"
+    refused.write_bytes(PDF_BYTES + b"refused")
+    cache = ResultCache(tmp_path / "cache.sqlite3")
+    uploading = threading.Semaphore(0)
+    release = threading.Event()
+    service = JobService()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            if file_part(request)[1] == "refused.pdf":
+                # Refused once both slow uploads are under way: the batch stops mid-upload.
+                for _ in slow:
+                    assert uploading.acquire(timeout=10)
+                return httpx.Response(400, json={"detail": "unsupported"})
+            uploading.release()
+            release.wait(timeout=10)  # the uploads end only after the batch was abandoned
+        return service(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = DatalabClient(api_key=API_KEY, http_client=http, clock=FakeClock(), cache=cache)
+    outcome: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            list(client.iter_batch([*slow, refused], concurrency=3))
+        except BatchError as error:
+            outcome.append(error)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    consumer.join(timeout=10)  # the refused file stops the batch
+    assert outcome, "the batch should have stopped at the refused file"
+    release.set()
+
+    recorded: list[Path] = []
+    for _ in range(200):  # the workers finish their sends in the background
+        recorded = [f for f in slow if cache.pending_job(_key(client, f)) is not None]
+        if len(recorded) == 2:
+            break
+        threading.Event().wait(0.05)
+    assert recorded == slow
+    client.close()
+
+
+def _key(client: DatalabClient, path: Path) -> str:
+    from datalab_ocr._batch import cache_key
+    from datalab_ocr._inputs import prepare_upload
+    from datalab_ocr._options import OCROptions
+
+    return cache_key(client._settings, prepare_upload(path), OCROptions())

@@ -16,6 +16,7 @@ from datalab_ocr import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    DatalabClient,
     DatalabError,
     JobFailedError,
     JobTimeoutError,
@@ -450,3 +451,61 @@ def test_a_timeout_given_to_wait_is_the_deadline_the_error_names(harness: Harnes
         harness.call("wait", "r7", timeout=20)
 
     assert sum(harness.clock.sleeps) == pytest.approx(20)
+
+
+@pytest.mark.parametrize("code", [408, 500, 502, 504])
+def test_an_unsure_status_on_submit_is_not_repeated_when_told_not_to(
+    harness: Harness, pdf_file: Path, code: int
+) -> None:
+    harness.client_kwargs["retry"] = RetryPolicy(retry_unsure_submits=False)
+    harness.service.submits = [status(code)]
+
+    with pytest.raises(ServerError):
+        harness.call("ocr", pdf_file)
+
+    assert len(harness.service.posts) == 1
+
+
+@pytest.mark.parametrize("code", [429, 503, 529])
+def test_a_refusal_on_submit_is_retried_even_when_unsure_ones_are_not(
+    harness: Harness, pdf_file: Path, code: int
+) -> None:
+    harness.client_kwargs["retry"] = RetryPolicy(retry_unsure_submits=False)
+    harness.service.submits = [status(code), submitted()]
+    harness.service.polls = [complete()]
+
+    harness.call("ocr", pdf_file)
+
+    assert len(harness.service.posts) == 2
+
+
+def test_a_redirect_is_never_followed_so_the_key_stays_home(pdf_file: Path) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("x-api-key")))
+        return httpx.Response(307, headers={"Location": "https://evil.example.com/api/v1/ocr"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=True)
+    with (
+        DatalabClient(api_key=API_KEY, http_client=http, cache=False) as client,
+        pytest.raises(DatalabError, match="HTTP 307"),
+    ):
+        client.ocr(pdf_file)
+
+    assert seen == [("www.datalab.to", API_KEY)]
+
+
+def test_an_undecodable_answer_is_retried(harness: Harness, pdf_file: Path) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        # A streamed body is decoded only when the client reads it, as off the wire.
+        return httpx.Response(
+            200,
+            headers={"Content-Encoding": "deflate"},
+            stream=httpx.ByteStream(b"not deflate at all"),
+        )
+
+    harness.service.submits = [submitted()]
+    harness.service.polls = [broken, complete()]
+
+    assert harness.call("ocr", pdf_file).pages
