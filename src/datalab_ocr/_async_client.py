@@ -95,9 +95,9 @@ class AsyncDatalabClient(_BaseClient):
 
         The same arguments as :meth:`DatalabClient.ocr`.
         """
-        return await self._run(
-            self._ocr_flow(file, filename, max_pages, page_range, skip_cache, langs)
-        )
+        upload, options = self._prepare(file, filename, max_pages, page_range, skip_cache, langs)
+        await _scan(upload)
+        return await self._run(self._ocr_flow(upload, options))
 
     async def submit(
         self,
@@ -110,9 +110,9 @@ class AsyncDatalabClient(_BaseClient):
         langs: str | Sequence[str] | None = None,
     ) -> OCRJob:
         """Upload one file and return the job handle without waiting for the result."""
-        return await self._run(
-            self._submit_flow(file, filename, max_pages, page_range, skip_cache, langs)
-        )
+        upload, options = self._prepare(file, filename, max_pages, page_range, skip_cache, langs)
+        await _scan(upload)
+        return await self._run(self._submit_flow(upload, options))
 
     async def wait(
         self,
@@ -215,7 +215,8 @@ class AsyncDatalabClient(_BaseClient):
     ) -> BatchItem:
         hits: list[bool] = []
         try:
-            result = await self._run(self._batch_flow(upload, options, hits))
+            await _scan(upload)
+            result = await self._run(self._ocr_flow(upload, options, hits))
         except DatalabError as error:
             return _failed(index, name, error)
         return BatchItem(index, name, result=result, from_cache=bool(hits))
@@ -277,3 +278,8 @@ class AsyncDatalabClient(_BaseClient):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def _scan(upload: Upload) -> None:
+    """Hash the file (and count a PDF's pages) in a worker thread, off the event loop."""
+    await asyncio.to_thread(upload.scan)

@@ -125,7 +125,7 @@ class _BaseClient:
 
     # Flows for the public methods, built from the caller's arguments.
 
-    def _ocr_flow(
+    def _prepare(
         self,
         file: FileInput,
         filename: str | None,
@@ -133,11 +133,17 @@ class _BaseClient:
         page_range: PageRange | None,
         skip_cache: bool,
         langs: str | Sequence[str] | None,
-    ) -> Flow[OCRResult]:
+    ) -> tuple[Upload, OCROptions]:
+        """Check one file and its options before anything is sent."""
         options = OCROptions.build(
             max_pages=max_pages, page_range=page_range, skip_cache=skip_cache, langs=langs
         )
-        return cached_ocr(self._settings, self._cache, prepare_upload(file, filename), options)
+        return prepare_upload(file, filename), options
+
+    def _ocr_flow(
+        self, upload: Upload, options: OCROptions, hits: list[bool] | None = None
+    ) -> Flow[OCRResult]:
+        return cached_ocr(self._settings, self._cache, upload, options, hits)
 
     def _batch_plan(
         self,
@@ -165,22 +171,8 @@ class _BaseClient:
             raise BatchError(refused[0], [])
         return policy, options, refused, todo
 
-    def _batch_flow(self, upload: Upload, options: OCROptions, hits: list[bool]) -> Flow[OCRResult]:
-        return cached_ocr(self._settings, self._cache, upload, options, hits)
-
-    def _submit_flow(
-        self,
-        file: FileInput,
-        filename: str | None,
-        max_pages: int | None,
-        page_range: PageRange | None,
-        skip_cache: bool,
-        langs: str | Sequence[str] | None,
-    ) -> Flow[OCRJob]:
-        options = OCROptions.build(
-            max_pages=max_pages, page_range=page_range, skip_cache=skip_cache, langs=langs
-        )
-        return submit_job(self._settings, prepare_upload(file, filename), options)
+    def _submit_flow(self, upload: Upload, options: OCROptions) -> Flow[OCRJob]:
+        return submit_job(self._settings, upload, options)
 
     def _job(
         self, job: OCRJob | str, page_range: PageRange | None, max_pages: int | None

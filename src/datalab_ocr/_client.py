@@ -102,7 +102,8 @@ class DatalabClient(_BaseClient):
         ``page_range`` takes 0-based pages (``"0,2-4"`` or ``[0, 2, 3, 4]``) and overrides
         ``max_pages``. ``langs`` is deprecated and ignored by the service.
         """
-        return self._run(self._ocr_flow(file, filename, max_pages, page_range, skip_cache, langs))
+        upload, options = self._prepare(file, filename, max_pages, page_range, skip_cache, langs)
+        return self._run(self._ocr_flow(upload, options))
 
     def submit(
         self,
@@ -115,9 +116,8 @@ class DatalabClient(_BaseClient):
         langs: str | Sequence[str] | None = None,
     ) -> OCRJob:
         """Upload one file and return the job handle without waiting for the result."""
-        return self._run(
-            self._submit_flow(file, filename, max_pages, page_range, skip_cache, langs)
-        )
+        upload, options = self._prepare(file, filename, max_pages, page_range, skip_cache, langs)
+        return self._run(self._submit_flow(upload, options))
 
     def wait(
         self,
@@ -220,7 +220,7 @@ class DatalabClient(_BaseClient):
     ) -> BatchItem:
         hits: list[bool] = []
         try:
-            result = self._run(self._batch_flow(upload, options, hits), stop)
+            result = self._run(self._ocr_flow(upload, options, hits), stop)
         except DatalabError as error:
             return _failed(index, name, error)
         return BatchItem(index, name, result=result, from_cache=bool(hits))

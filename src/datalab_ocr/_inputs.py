@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[byte
 :class:`Upload` already checked by :func:`prepare_upload`."""
 
 _HEAD_BYTES = 8192
+_PDF_HEADER = re.compile(rb"%PDF-\d\.\d")
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 _CHUNK = 1024 * 1024
 
@@ -79,8 +81,7 @@ def sniff_kind(head: bytes, name_hint: str, open_whole: Callable[[], BinaryIO]) 
     ``open_whole`` opens the whole file; it is used only for containers (zip, OLE2) whose
     first bytes do not tell Word from PowerPoint.
     """
-    # PDF readers accept the header anywhere in the first kilobyte, so the service does too.
-    if b"%PDF-" in head[:1024]:
+    if head.startswith(b"%PDF-"):
         return PDF
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return PNG
@@ -96,7 +97,20 @@ def sniff_kind(head: bytes, name_hint: str, open_whole: Callable[[], BinaryIO]) 
         return _sniff_ole2(name_hint, open_whole)
     if head.startswith(b"PK\x03\x04"):
         return _sniff_ooxml(open_whole)
-    return None
+    return PDF if _late_pdf_header(head) else None
+
+
+def _late_pdf_header(head: bytes) -> bool:
+    """A PDF header after some leading junk, as PDF readers accept in the first kilobyte.
+
+    Only binary junk counts (a mail or MacBinary wrapper): a text file that merely mentions
+    ``%PDF-1.4`` is still text.
+    """
+    match = _PDF_HEADER.search(head[:1024])
+    if match is None:
+        return False
+    junk = head[: match.start()]
+    return any(byte < 9 or 13 < byte < 32 or byte > 126 for byte in junk)
 
 
 def _sniff_ole2(name_hint: str, open_whole: Callable[[], BinaryIO]) -> FileKind | None:
@@ -145,43 +159,66 @@ class Upload:
     data: bytes | None = None
 
     def open(self) -> BinaryIO:
-        """A fresh binary stream positioned at the start of the file's content."""
+        """A fresh binary stream positioned at the start of the file's content.
+
+        Raises :class:`InvalidInputError` naming the file when it can no longer be read
+        (moved, deleted or locked since it was checked), so a batch records it as that
+        file's failure instead of stopping.
+        """
         if self.path is not None:
-            return self.path.open("rb")
+            try:
+                return self.path.open("rb")
+            except OSError as error:
+                raise InvalidInputError(
+                    f"{self.display_name} can no longer be read: {error.strerror or error}",
+                    filename=self.display_name,
+                ) from error
         assert self.data is not None
         return io.BytesIO(self.data)
 
     def sha256(self) -> str:
-        """The SHA-256 of the content, read in chunks once and then remembered."""
-        return self._sha256
+        """The SHA-256 of the content (read once, with :attr:`page_hint`, then remembered)."""
+        return self._scan[0]
 
-    @cached_property
-    def _sha256(self) -> str:
-        digest = hashlib.sha256()
-        with self.open() as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-    @cached_property
+    @property
     def page_hint(self) -> int:
         """A cheap guess of the page count: PDF page objects counted, 1 for anything else.
 
         Page objects inside compressed object streams are not seen; then the guess is 1.
         """
-        if self.kind is not PDF:
-            return 1
+        return self._scan[1] if self.kind is PDF else 1
+
+    def scan(self) -> None:
+        """Read the content now (hash and page count), so later calls do not read it.
+
+        The async client calls this in a worker thread, so that hashing a large file does
+        not hold up its event loop.
+        """
+        _ = self._scan
+
+    @cached_property
+    def _scan(self) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        count_pages = self.kind is PDF
         count, tail = 0, b""
         with self.open() as stream:
-            while chunk := stream.read(_CHUNK):
-                data = tail + chunk
-                count += len(_PDF_PAGE.findall(data))
-                # Keep a short tail so a marker split across chunks is still seen; a marker
-                # wholly inside the tail was counted already, so drop complete ones from it.
-                tail = data[-16:]
-                if _PDF_PAGE.search(tail):
-                    tail = b""
-        return max(1, count)
+            try:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    if count_pages:
+                        data = tail + chunk
+                        count += len(_PDF_PAGE.findall(data))
+                        # Keep a short tail so a marker split across chunks is still seen;
+                        # one wholly inside the tail was counted already, so drop it then.
+                        tail = data[-16:]
+                        if _PDF_PAGE.search(tail):
+                            tail = b""
+            except OSError as error:
+                raise InvalidInputError(
+                    f"{self.display_name} could not be read to the end: {error.strerror or error}",
+                    filename=self.display_name,
+                ) from error
+        return digest.hexdigest(), max(1, count)
 
     @property
     def source(self) -> str:
@@ -232,6 +269,13 @@ def _from_path(path: Path, filename: str | None) -> Upload:
             filename=shown,
         )
     try:
+        # Before opening: opening a named pipe would block until something writes to it.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InvalidInputError(
+                f"{shown} is not a regular file (a device, socket or pipe); copy it to a "
+                f"file first",
+                filename=shown,
+            )
         with path.open("rb") as stream:
             head = stream.read(_HEAD_BYTES)
             size = os.fstat(stream.fileno()).st_size
@@ -244,11 +288,6 @@ def _from_path(path: Path, filename: str | None) -> Upload:
         raise InvalidInputError(
             f"{shown} cannot be read: {error.strerror or error}", filename=shown
         ) from error
-    if not path.is_file():
-        raise InvalidInputError(
-            f"{shown} is not a regular file (a device, socket or pipe); copy it to a file first",
-            filename=shown,
-        )
     name = filename or path.name
     kind = _check_content(shown, name, size, head, lambda: path.open("rb"))
     return Upload(shown, _wire_name(name, kind), kind, size, path=path)

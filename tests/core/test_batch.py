@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class JobService:
     polls: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    after_submit: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -64,6 +66,8 @@ class JobService:
         self.checks[request_id] = 0
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.after_submit is not None:
+            self.after_submit()
         return httpx.Response(200, json={"request_id": request_id, "success": True})
 
     def _poll(self, request_id: str) -> httpx.Response:
@@ -384,3 +388,15 @@ def _key(client: DatalabClient, path: Path) -> str:
     from datalab_ocr._options import OCROptions
 
     return cache_key(client._settings, prepare_upload(path), OCROptions())
+
+
+def test_a_file_that_vanishes_mid_batch_is_that_files_failure(batch: Batch, tmp_path: Path) -> None:
+    files = make_files(tmp_path, 3)
+    batch.service.after_submit = lambda: files[1].unlink(missing_ok=True)
+
+    result = batch.run("ocr_batch", files, concurrency=1, errors="collect")
+
+    assert texts(result) == ["doc00.pdf", "doc02.pdf"]
+    [failure] = result.failures
+    assert isinstance(failure.error, InvalidInputError)
+    assert failure.source == str(files[1])

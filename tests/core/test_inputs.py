@@ -6,11 +6,12 @@ import io
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datalab_ocr import MAX_FILE_BYTES, InvalidInputError
-from datalab_ocr._inputs import prepare_upload
+from datalab_ocr._inputs import Upload, prepare_upload
 
 from .conftest import PDF_BYTES
 
@@ -248,3 +249,75 @@ def test_sha256_identifies_the_content(tmp_path: Path) -> None:
     path.write_bytes(PDF_BYTES)
 
     assert prepare_upload(path).sha256() == prepare_upload(PDF_BYTES, filename="b.pdf").sha256()
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    pipe = tmp_path / "incoming.pdf"
+    os.mkfifo(pipe)
+
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        prepare_upload(pipe)
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (PNG + b"tEXtComment\x00see %PDF-1.7 spec", "scan.png"),
+        (JPEG + b"\xff\xfe comment %PDF-1.4", "photo.jpg"),
+    ],
+)
+def test_an_image_mentioning_a_pdf_header_stays_an_image(
+    tmp_path: Path, content: bytes, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    assert prepare_upload(path).kind.mime_type.startswith("image/")
+
+
+def test_a_text_file_mentioning_a_pdf_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("These notes explain the %PDF-1.4 header.\n")
+
+    with pytest.raises(InvalidInputError, match="not a file type"):
+        prepare_upload(path)
+
+
+def test_a_pdf_header_after_binary_junk_is_a_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "wrapped.bin"
+    path.write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 120 + PDF_BYTES)
+
+    assert prepare_upload(path).kind.mime_type == "application/pdf"
+
+
+def test_a_file_removed_after_its_check_fails_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "gone.pdf"
+    path.write_bytes(PDF_BYTES)
+    upload = prepare_upload(path)
+    path.unlink()
+
+    with pytest.raises(InvalidInputError, match="can no longer be read") as caught:
+        upload.open()
+    assert caught.value.filename == str(path)
+    with pytest.raises(InvalidInputError, match="gone.pdf"):
+        upload.sha256()
+
+
+def test_the_hash_and_page_count_come_from_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "three.pdf"
+    path.write_bytes(b"%PDF-1.4\n" + b"<< /Type /Page >>\n" * 3 + b"<< /Type /Pages >>\n")
+    upload = prepare_upload(path)
+    opened = 0
+    real_open = Upload.open
+
+    def counting_open(self: Upload) -> Any:
+        nonlocal opened
+        opened += 1
+        return real_open(self)
+
+    monkeypatch.setattr(Upload, "open", counting_open)
+
+    assert (upload.page_hint, len(upload.sha256())) == (3, 64)
+    assert opened == 1
