@@ -190,7 +190,7 @@ def cached_ocr(
                 cache.forget_job(key)
                 raise
             else:
-                cache.put(key, result)
+                _store(cache, key, result)
                 return result
     deadline = settings.clock.monotonic() + settings.polling.timeout
     job = yield from submit_job(settings, upload, options, deadline=deadline)
@@ -204,8 +204,17 @@ def cached_ocr(
     except JobFailedError:
         cache.forget_job(key)
         raise
-    cache.put(key, result)
+    _store(cache, key, result)
     return result
+
+
+def _store(cache: ResultCache, key: str, result: OCRResult) -> None:
+    # A result without pages is most likely a fault worth asking again about, not an answer
+    # to keep for ever; the integrations refuse it as a failure.
+    if result.pages:
+        cache.put(key, result)
+    else:
+        cache.forget_job(key)
 
 
 def progress_bar(total: int, enabled: bool, description: str) -> Any:

@@ -83,9 +83,10 @@ class CacheStats:
 class ResultCache:
     """OCR results and in-flight jobs, kept in a SQLite file across runs and processes.
 
-    ``path`` defaults to :meth:`default_path`; its parent folders are created. The file is
-    opened on first use. Use it as a context manager, or call :meth:`close`; a closed cache
-    opens its file again if it is used again.
+    ``path`` defaults to :meth:`default_path`; its parent folders are created and the file
+    opened on first use (a folder that cannot be created, such as under a read-only home,
+    means caching in memory for the process, with a warning). Use it as a context manager,
+    or call :meth:`close`; a closed cache opens its file again if it is used again.
 
     Lookups and writes never raise because of the file: a locked or failing database logs
     a warning and counts as a miss (or a skipped write), so the cache cannot stop OCR.
@@ -93,7 +94,6 @@ class ResultCache:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else self.default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._in_memory = False
@@ -299,6 +299,10 @@ class ResultCache:
             yield self._conn
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return self._fall_back_to_memory(error)
         try:
             return _connect_patiently(self.path)
         except sqlite3.DatabaseError as error:

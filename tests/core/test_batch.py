@@ -400,3 +400,21 @@ def test_a_file_that_vanishes_mid_batch_is_that_files_failure(batch: Batch, tmp_
     [failure] = result.failures
     assert isinstance(failure.error, InvalidInputError)
     assert failure.source == str(files[1])
+
+
+def test_a_result_without_pages_is_not_kept_in_the_cache(tmp_path: Path) -> None:
+    path = make_files(tmp_path, 1)[0]
+    cache = ResultCache(tmp_path / "cache.sqlite3")
+    answers = [{"status": "complete", "success": True, "pages": []}]
+    answers.append({"status": "complete", "success": True, "pages": [{"text_lines": []}]})
+    polls = iter(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"request_id": "r", "success": True})
+        return httpx.Response(200, json=next(polls))
+
+    for expected_pages in (0, 1):
+        http = httpx.Client(transport=httpx.MockTransport(handler))
+        with DatalabClient(api_key=API_KEY, http_client=http, clock=FakeClock(), cache=cache) as c:
+            assert len(c.ocr(path).pages) == expected_pages

@@ -475,3 +475,19 @@ def test_a_write_that_cannot_get_the_lock_is_skipped_with_a_warning(
         assert cache.get("k") is None
         assert "could not store a result" in caplog.text
         assert "could not record a submitted job" in caplog.text
+
+
+def test_a_cache_folder_that_cannot_be_made_means_caching_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache = ResultCache(blocker / "sub" / "results.sqlite3")  # building it must not fail
+
+    with caplog.at_level(logging.WARNING, logger="datalab_ocr"):
+        cache.put("k", OCRResult(status="complete", pages=[]))
+        stored = cache.get("k")
+
+    assert stored is not None
+    assert "in memory" in caplog.text
+    cache.close()

@@ -158,3 +158,15 @@ def test_a_passed_in_http_client_is_not_closed() -> None:
         pass
     assert not http.is_closed
     http.close()
+
+
+def test_a_client_is_built_even_where_no_cache_folder_can_be_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DATALAB_OCR_CACHE", "on")
+    monkeypatch.setenv("DATALAB_OCR_CACHE_DIR", str(blocker / "cache"))
+
+    with DatalabClient(api_key="k") as client:
+        assert client.cache is not None
