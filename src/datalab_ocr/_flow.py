@@ -10,6 +10,7 @@ network and no waiting.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -198,29 +199,30 @@ def wait_for_job(
         deadline = clock.monotonic() + settings.polling.timeout
     allowed = deadline - clock.monotonic()
     context = _Context(job.filename, job.request_id, job.check_url)
-    timer = planner.begin(job.expected_pages or 1)
     learned = submitted_at is not None
+    timer = planner.begin(job.expected_pages or 1, known_start=learned)
     finished_at: float | None = None
+    last_sent = -math.inf
     try:
         while True:
             now = clock.monotonic()
             remaining = deadline - now
-            throttled = settings.limiter is not None and settings.limiter.saturated(now)
-            wait = (
-                0.0
-                if check_first and timer.polls == 0
-                else (start + planner.next_poll(timer, settings.rng, throttled=throttled) - now)
-            )
-            if wait > 0 or remaining <= 0:
-                if remaining <= 0:
+            if remaining <= 0:
+                if last_sent >= deadline:
                     raise _deadline_passed(allowed, job)
-                # While an estimate may arrive any moment, wake up to re-plan every quarter
-                # second instead of sleeping through the whole fixed-schedule gap.
-                if planner.learning(timer):
-                    wait = min(wait, _REPLAN_SECONDS)
-                yield Sleep(min(wait, remaining), "poll")
-                continue
+                # Out of time: one last look, as the job may have ended since the last poll.
+            elif not (check_first and timer.polls == 0):
+                throttled = settings.limiter is not None and settings.limiter.saturated(now)
+                wait = start + planner.next_poll(timer, settings.rng, throttled=throttled) - now
+                if wait > 0:
+                    # While an estimate may arrive any moment, wake up to re-plan every
+                    # quarter second instead of sleeping through the whole gap.
+                    if planner.learning(timer):
+                        wait = min(wait, _REPLAN_SECONDS)
+                    yield Sleep(min(wait, remaining), "poll")
+                    continue
             result, sent_at = yield from _check(settings, job, context, deadline)
+            last_sent = sent_at
             # When the answering request actually left: a rate-limit wait or a retry may
             # have come between the plan and the send, and the planner learns from the send.
             sent = sent_at - start

@@ -47,6 +47,7 @@ class JobClock:
     polls: int = 0
     last_running: float | None = None
     probe: bool = False
+    known_start: bool = True
     first_poll: float | None = None
 
 
@@ -90,10 +91,14 @@ class PollPlanner:
         self.throttled_margin = throttled_margin
         self._lock = threading.Lock()
 
-    def begin(self, units: float) -> JobClock:
-        """Start planning for a job of ``units`` pages (at least 1)."""
-        job = JobClock(units=max(1.0, units))
-        if self.policy.adaptive:
+    def begin(self, units: float, *, known_start: bool = True) -> JobClock:
+        """Start planning for a job of ``units`` pages (at least 1).
+
+        A job whose submit time is unknown (resumed after a restart) cannot be timed against
+        the estimate; it follows the fixed schedule and teaches nothing.
+        """
+        job = JobClock(units=max(1.0, units), known_start=known_start)
+        if self.policy.adaptive and known_start:
             with self._lock:
                 if self._model is None and not self._probe_taken:
                     self._probe_taken = job.probe = True
@@ -101,7 +106,7 @@ class PollPlanner:
 
     def learning(self, job: JobClock) -> bool:
         """Whether the job waits on the fixed schedule for an estimate that may come any time."""
-        return self.policy.adaptive and not job.probe and self._model is None
+        return self.policy.adaptive and job.known_start and not job.probe and self._model is None
 
     def next_poll(self, job: JobClock, rng: random.Random, *, throttled: bool = False) -> float:
         """Seconds after the submit at which to poll next.
@@ -111,7 +116,7 @@ class PollPlanner:
         so the first poll is aimed later (``throttled_margin``), to miss less often.
         """
         last = job.last_running
-        if not self.policy.adaptive:
+        if not self.policy.adaptive or not job.known_start:
             return (last or 0.0) + self.policy.delay(job.polls + 1, rng)
         expected = self.expected(job.units)
         if last is not None and (expected is not None or job.probe):

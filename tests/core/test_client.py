@@ -509,3 +509,18 @@ def test_an_undecodable_answer_is_retried(harness: Harness, pdf_file: Path) -> N
     harness.service.polls = [broken, complete()]
 
     assert harness.call("ocr", pdf_file).pages
+
+
+def test_one_last_look_at_the_deadline_catches_a_job_that_just_ended(
+    harness: Harness, pdf_file: Path
+) -> None:
+    harness.client_kwargs["polling"] = PollPolicy(
+        initial_delay=10, multiplier=1, max_delay=10, jitter=0, timeout=25, adaptive=False
+    )
+    harness.service.submits = [submitted()]
+    harness.service.polls = [processing(), processing(), complete()]
+
+    result = harness.call("ocr", pdf_file)
+
+    assert result.pages
+    assert harness.clock.sleeps == [10, 10, 5]

@@ -151,3 +151,19 @@ def test_a_fixed_overhead_is_not_taken_for_time_per_page() -> None:
     expected = planner.expected(50)
     assert expected is not None
     assert expected == pytest.approx(53.0, rel=0.15)
+
+
+def test_a_resumed_job_of_unknown_start_follows_the_fixed_schedule() -> None:
+    policy = PollPolicy(initial_delay=2, multiplier=2, jitter=0)
+    planner = PollPlanner(policy)
+    for _ in range(5):
+        run_job(planner, 30.0)
+    job = planner.begin(1, known_start=False)
+    times = []
+    for _ in range(3):
+        at = planner.next_poll(job, RNG)
+        times.append(at)
+        planner.running(job, at)
+
+    assert times == [2, 6, 14]
+    assert not job.probe
