@@ -143,7 +143,8 @@ class AsyncDatalabClient(_BaseClient):
     ) -> AsyncGenerator[BatchItem, None]:
         """OCR many files, up to ``concurrency`` at once, yielding each as it completes.
 
-        The same contract as :meth:`DatalabClient.iter_batch`, on asyncio tasks.
+        The same contract as :meth:`DatalabClient.iter_batch`, on asyncio tasks; to stop
+        early, close it (``async with contextlib.aclosing(client.iter_batch(...)) as items:``).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")

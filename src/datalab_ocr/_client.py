@@ -159,6 +159,10 @@ class DatalabClient(_BaseClient):
         happens to failures is the ``errors`` policy: ``"raise"`` (default) raises
         :class:`BatchError` at the first, ``"skip"`` logs and drops them, ``"collect"``
         yields them with ``error`` set. Runs on a thread pool; never starts an event loop.
+
+        To stop early, close the iterator (``with contextlib.closing(client.iter_batch(...))
+        as items:``): a bare ``break`` leaves it running while something still refers to it.
+        Jobs already submitted are recorded in the result cache and resumed by the next run.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -185,7 +189,7 @@ class DatalabClient(_BaseClient):
                     if _settle(item, policy, completed):
                         yield item
             finally:
-                # Abandoned (an error, a break, Ctrl-C): stop the workers between steps.
+                # Abandoned (an error, close(), Ctrl-C): stop the workers between steps.
                 # Submitted jobs stay in the ledger, so the next run re-polls them.
                 stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)

@@ -131,8 +131,10 @@ class DatalabOCRParser(BaseBlobParser):
         return self.lazy_parse_many([blob])
 
     def lazy_parse_many(self, blobs: Sequence[Blob]) -> Iterator[Document]:
-        """OCR blobs with up to ``concurrency`` jobs at once (threads on the sync client);
-        each file's documents as soon as it completes. Pages of one file keep their order."""
+        """OCR blobs with up to ``concurrency`` jobs at once (threads on the sync client).
+
+        Documents come in input order: each file's as soon as it and every file before it
+        are done. Pages of one file keep their order."""
         sources = [_source_file(blob) for blob in blobs]
         records = iter_records(self._sync_client(), sources, **self._load_arguments())
         for position, file_records in records:
@@ -258,7 +260,7 @@ class DatalabOCRLoader(BaseLoader):
         return self.parser.failures
 
     def lazy_load(self) -> Iterator[Document]:
-        """Yield documents as files complete, up to ``concurrency`` files at once."""
+        """Yield documents in input order, up to ``concurrency`` files OCRed at once."""
         blobs = [Blob.from_path(path) for path in self._paths()]
         yield from self.parser.lazy_parse_many(blobs)
 
@@ -267,7 +269,8 @@ class DatalabOCRLoader(BaseLoader):
         self.parser.close()
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        """Yield documents as files complete, up to ``concurrency`` files at once."""
+        """Yield each file's documents as soon as it completes (completion order), up to
+        ``concurrency`` files at once; pages of one file keep their order."""
         blobs = [Blob.from_path(path) for path in self._paths()]
         async for document in self.parser.alazy_parse_many(blobs):
             yield document

@@ -165,8 +165,8 @@ class DatalabOCRReader(BasePydanticReader):
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> Iterator[Document]:
-        """Yield the documents of each file as soon as that file is done (completion order;
-        pages of one file stay in order)."""
+        """Yield documents in input order, up to ``concurrency`` files OCRed at once: each
+        file's as soon as it and every file before it are done."""
         for _, documents in self._records(file_path, extra_info, fs):
             yield from documents
 
