@@ -67,7 +67,9 @@ class FakeDatalab:
 
     async def ahandle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request, letting other tasks run first (so concurrency shows)."""
-        await asyncio.sleep(0)
+        # A few real milliseconds per answer, so that jobs overlap as on a real service
+        # (files are hashed in worker threads first, which take their own time).
+        await asyncio.sleep(0.005)
         return self.handle(request)
 
     @property
