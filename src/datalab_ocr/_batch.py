@@ -10,6 +10,7 @@ one) and hand each file's outcome over as soon as it is known, in completion ord
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ._cache import ResultCache
 from ._exceptions import DatalabError, InvalidInputError, JobFailedError, NotFoundError
-from ._flow import Flow, FlowSettings, run_ocr, submit_job, wait_for_job
+from ._flow import Flow, FlowSettings, Sleep, run_ocr, submit_job, wait_for_job
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import OCRResult
 from ._options import OCROptions
@@ -167,6 +168,24 @@ def cached_ocr(
     if cache is None:
         return (yield from run_ocr(settings, upload, options))
     key = cache_key(settings, upload, options)
+    # The same content with the same options already in flight (a file listed twice, or
+    # copied under another name): wait for it and take its result from the cache.
+    while not _IN_FLIGHT.claim(key):
+        yield Sleep(_DUPLICATE_WAIT, "the same file is in flight")
+    try:
+        return (yield from _cached_ocr(settings, cache, key, upload, options, hits))
+    finally:
+        _IN_FLIGHT.release(key)
+
+
+def _cached_ocr(
+    settings: FlowSettings,
+    cache: ResultCache,
+    key: str,
+    upload: Upload,
+    options: OCROptions,
+    hits: list[bool] | None,
+) -> Flow[OCRResult]:
     if not options.skip_cache:
         stored = cache.get(key)
         if stored is not None:
@@ -206,6 +225,30 @@ def cached_ocr(
         raise
     _store(cache, key, result)
     return result
+
+
+class _InFlight:
+    """Cache keys being OCRed right now in this process, so a duplicate waits for the first."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, key: str) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys.add(key)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._keys.discard(key)
+
+
+# Keys include the base URL and the content, so one set serves every client of the process.
+_IN_FLIGHT = _InFlight()
+_DUPLICATE_WAIT = 0.25
 
 
 def _store(cache: ResultCache, key: str, result: OCRResult) -> None:

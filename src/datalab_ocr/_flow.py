@@ -197,7 +197,7 @@ def wait_for_job(
     start = clock.monotonic() if submitted_at is None else submitted_at
     if deadline is None:
         deadline = clock.monotonic() + settings.polling.timeout
-    allowed = deadline - clock.monotonic()
+    allowed = max(0.0, deadline - clock.monotonic())
     context = _Context(job.filename, job.request_id, job.check_url)
     learned = submitted_at is not None
     timer = planner.begin(job.expected_pages or 1, known_start=learned)

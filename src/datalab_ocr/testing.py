@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 __all__ = ["FakeClock"]
 
 
@@ -35,8 +37,9 @@ class FakeClock:
         self._now += max(0.0, seconds)
 
     async def asleep(self, seconds: float) -> None:
-        """The same as :meth:`sleep`, for the async client."""
+        """The same as :meth:`sleep`, for the async client; other tasks get their turn."""
         self.sleep(seconds)
+        await asyncio.sleep(0)
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now:.3f})"

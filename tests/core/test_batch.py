@@ -23,6 +23,7 @@ from datalab_ocr import (
     JobFailedError,
     PollPolicy,
     ResultCache,
+    SystemClock,
 )
 from datalab_ocr.testing import FakeClock
 
@@ -418,3 +419,24 @@ def test_a_result_without_pages_is_not_kept_in_the_cache(tmp_path: Path) -> None
         http = httpx.Client(transport=httpx.MockTransport(handler))
         with DatalabClient(api_key=API_KEY, http_client=http, clock=FakeClock(), cache=cache) as c:
             assert len(c.ocr(path).pages) == expected_pages
+
+
+def test_the_same_content_twice_in_a_batch_is_paid_for_once(batch: Batch, tmp_path: Path) -> None:
+    [original] = make_files(tmp_path, 1)
+    copy = tmp_path / "copy-of-doc00.pdf"
+    copy.write_bytes(original.read_bytes())
+    cache = ResultCache(tmp_path / "cache.sqlite3")
+    batch.service.polls_needed = 3
+    # Real time, in small steps: a copy waiting in fake time would race the shared fake
+    # clock ahead of the job it waits for.
+    client = {
+        "cache": cache,
+        "clock": SystemClock(),
+        "polling": PollPolicy(initial_delay=0.01, max_delay=0.02, adaptive=False),
+    }
+
+    result = batch.run("ocr_batch", [original, copy, original], client=client, concurrency=3)
+
+    assert len(batch.service.submits) == 1
+    assert [len(r.pages) for r in result.results] == [1, 1, 1]
+    assert sum(item.from_cache for item in result.items) == 2
