@@ -330,7 +330,6 @@ def check(scenario: Scenario, figures: Figures, limited: bool) -> list[tuple[str
 
 def run(
     args: argparse.Namespace,
-    extra: dict[str, tuple[PollPolicy, PlannerFactory]] | None = None,
 ) -> tuple[list[tuple[str, bool]], dict[str, dict[str, float]]]:
     """Every scenario, mode and contender; returns the adaptive planner's goals and a summary."""
     goals: list[tuple[str, bool]] = []
@@ -338,7 +337,6 @@ def run(
     contenders: dict[str, tuple[PollPolicy, PlannerFactory]] = {
         label: (policy, stock_planner) for label, policy in CONTENDERS.items()
     }
-    contenders.update(extra or {})
     for limited in (False, True):
         concurrency = args.concurrency * (4 if limited else 1)
         rate = RATE if limited else None

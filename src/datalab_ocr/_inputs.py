@@ -220,11 +220,6 @@ class Upload:
                 ) from error
         return digest.hexdigest(), max(1, count)
 
-    @property
-    def source(self) -> str:
-        """The path as an absolute string when the upload came from disk, else the name."""
-        return str(self.path.absolute()) if self.path is not None else self.display_name
-
 
 def prepare_upload(file: FileInput, filename: str | None = None) -> Upload:
     """Validate ``file`` and describe it as an :class:`Upload`.
