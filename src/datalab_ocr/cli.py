@@ -189,11 +189,8 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``datalab-ocr`` with ``argv`` (default: the process's arguments); return the exit code.
-
-    Starting the embedded server starts worker processes with ``spawn``, so a script that
-    calls this must do so under ``if __name__ == "__main__":`` (the console script does).
-    """
+    """Run ``datalab-ocr`` with ``argv`` (default: the process's arguments); return its exit
+    code."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -278,7 +275,7 @@ def _open_client(args: argparse.Namespace) -> DatalabClient:
         else:
             client = DatalabClient(api_key=args.api_key, base_url=args.base_url, cache=cache)
     except ConfigurationError as error:
-        if local and not args.local:
+        if local and not args.local and isinstance(error.__cause__, ImportError):
             raise UsageError(
                 f"no {API_KEY_ENV} set and the embedded local server is not installed: set "
                 f"{API_KEY_ENV} for the hosted API, or pip install 'datalab-ocr[server]'"
@@ -463,7 +460,6 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"the local server is an extra: pip install 'datalab-ocr[server]' ({error})"
         ) from error
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         return run_serve(args)
     except KeyboardInterrupt:

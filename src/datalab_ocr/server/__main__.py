@@ -1,21 +1,25 @@
-"""``python -m datalab_ocr.server``: run the local Datalab-compatible OCR server."""
+"""``python -m datalab_ocr.server``: run the local Datalab-compatible OCR server.
+
+With ``--embedded`` (not for people) it is the child process of
+:class:`~datalab_ocr.server.process.ServerProcess`: configuration on stdin, its address on
+stdout, and it stops when stdin closes.
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import sys
 
-from datalab_ocr.server.cli import add_serve_arguments, run_serve
+from datalab_ocr.server.cli import build_serve_parser, run_serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and serve until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="python -m datalab_ocr.server",
-        description="A local server speaking the Datalab OCR API (POST /api/v1/ocr).",
-    )
-    args = add_serve_arguments(parser).parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    """Parse the command line and serve until interrupted (or, embedded, until told to)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments == ["--embedded"]:
+        from datalab_ocr.server.process import run_child
+
+        return run_child()
+    args = build_serve_parser("python -m datalab_ocr.server").parse_args(arguments)
     return run_serve(args)
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ENGINES", "ServerConfig"]
+__all__ = ["API_KEY_ENV", "DEFAULT_MAX_UPLOAD_BYTES", "ENGINES", "ServerConfig"]
+
+API_KEY_ENV = "DATALAB_SERVER_API_KEY"
+"""The environment variable ``datalab-ocr serve`` reads the key it requires from. Not the
+client's ``DATALAB_API_KEY``: a shell holding a hosted key must not make it a local password."""
 
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 """The hosted API's file size limit: 200 MB."""

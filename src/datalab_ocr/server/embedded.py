@@ -1,15 +1,21 @@
-"""The server in a background thread: :class:`LocalServer` and the process-wide
-:func:`embedded_server` that ``DatalabClient(local=True)`` and the CLI's ``--local`` use.
+"""Starting the server from Python: :class:`LocalServer` (in a thread of this process) and the
+process-wide :func:`embedded_server` (a child process) that ``local=True`` and the CLI use.
 
-Scripts that start it must guard their top level with ``if __name__ == "__main__":``, as for
-any use of ``multiprocessing``: the OCR workers are started with ``spawn``, which imports the
-main module again in each worker.
+Two shapes, because "spawn" workers import the main module of the process that starts them:
+
+- :func:`embedded_server` runs :class:`~datalab_ocr.server.process.ServerProcess`, so it works
+  from anything (a top-level script with no guard, ``-c``, stdin, Jupyter, threads, forks).
+- :class:`LocalServer` serves from a thread of this process: it starts in a fraction of the
+  time and shares the interpreter, which suits tests and programs that manage their own
+  lifecycle. With a real OCR engine its workers import this process's main script again, so
+  a script using it needs ``if __name__ == "__main__":``; with ``engine="none"`` (no workers)
+  it does not.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
+import os
 import socket
 import threading
 import time
@@ -19,6 +25,8 @@ import uvicorn
 
 from datalab_ocr.server.app import create_app
 from datalab_ocr.server.config import ServerConfig
+from datalab_ocr.server.process import ServerProcess
+from datalab_ocr.server.workers import check_engine
 
 __all__ = ["LocalServer", "embedded_server"]
 
@@ -30,7 +38,9 @@ class LocalServer:
 
     ``port=0`` picks a free port; the socket is bound before the thread starts, so
     :attr:`base_url` is known and nothing else can take the port in between. Use it as a
-    context manager, or call :meth:`start` and :meth:`stop`.
+    context manager, or call :meth:`start` and :meth:`stop`. A script using it with a real
+    OCR engine needs an ``if __name__ == "__main__":`` guard (see the module docstring);
+    :class:`~datalab_ocr.server.process.ServerProcess` has the same methods and needs none.
     """
 
     def __init__(
@@ -68,6 +78,7 @@ class LocalServer:
         """Start serving and return once the server accepts connections."""
         if self._thread is not None:
             raise RuntimeError("the server is already started")
+        check_engine(self.config.engine)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -127,21 +138,37 @@ class LocalServer:
         return f"LocalServer({where}, engine={self.config.engine!r})"
 
 
-_embedded: LocalServer | None = None
+_embedded: ServerProcess | None = None
 _embedded_lock = threading.Lock()
 
 
-def embedded_server(config: ServerConfig | None = None) -> LocalServer:
-    """The process-wide local server, started on first use and stopped at interpreter exit.
+def embedded_server(config: ServerConfig | None = None) -> ServerProcess:
+    """The server of this process, started on first use and stopped at interpreter exit.
 
-    The first call's ``config`` wins; later calls return the running server as it is. Worker
-    processes start with the first OCR job, so this returns in well under a second.
+    The first call's ``config`` wins; later calls return the running server as it is, from
+    any thread. A forked child process (a web server's worker, a fork-based pool) starts a
+    server of its own on first use rather than sharing its parent's: the parent may stop or
+    be killed while the child still works, and each process stopping only what it started
+    is what makes the stop at exit safe. Worker processes start with the first OCR job.
+
+    Raises :class:`~datalab_ocr.server.process.LocalServerError` naming the cause and the fix
+    when the server cannot start.
     """
     global _embedded  # noqa: PLW0603 - one server per process is the point
     with _embedded_lock:
         if _embedded is None or not _embedded.running:
-            server = LocalServer(config).start()
-            atexit.register(server.stop)
-            _embedded = server
-            logger.info("started local Datalab-compatible OCR server at %s", server.base_url)
+            if _embedded is not None:
+                _embedded.stop()  # it died: collect it before starting another
+            _embedded = ServerProcess(config).start()
+            logger.debug("embedded local OCR server at %s", _embedded.base_url)
         return _embedded
+
+
+def _forget_in_child() -> None:
+    # The lock may have been held by another thread of the parent at fork time.
+    global _embedded, _embedded_lock
+    _embedded, _embedded_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
