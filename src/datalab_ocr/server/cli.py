@@ -244,7 +244,6 @@ def run_serve(args: argparse.Namespace, prog: str = "datalab-ocr serve") -> int:
     is one line on stderr and exit code 1.
     """
     level = _TRACE if args.log_level == "trace" else getattr(logging, args.log_level.upper())
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _serve(args, level)
     except _ServeError as error:
@@ -272,6 +271,8 @@ def _serve(args: argparse.Namespace, level: int) -> int:
         raise _ServeError(str(error), EXIT_FAILED) from None
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    # Only now: a refused start is one line on stderr, with nothing logged before it.
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     shown = f"[{host}]" if ":" in host else host
     logger.info(
         "serving the Datalab OCR API on http://%s:%d with engine %s and %d workers%s",

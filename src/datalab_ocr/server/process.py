@@ -33,6 +33,7 @@ import logging
 import os
 import queue
 import site
+import socket
 import subprocess
 import sys
 import threading
@@ -44,7 +45,7 @@ from typing import IO, Any
 from datalab_ocr._exceptions import ConfigurationError
 from datalab_ocr.server.config import ServerConfig
 
-__all__ = ["LocalServerError", "ServerProcess", "run_child"]
+__all__ = ["LocalServerError", "ServerProcess", "listen_on_loopback", "run_child"]
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +215,8 @@ class ServerProcess:
             return LocalServerError(str(answer["error"]), str(answer.get("cause", "exited")))
         # A traceback's last line names the exception; that is what a user needs to see.
         last = self._recent[-1].splitlines()[-1] if self._recent else "no output"
+        if last.startswith("ModuleNotFoundError:"):
+            return LocalServerError(_missing_extra(last.partition(": ")[2]), "missing-extra")
         return LocalServerError(
             f"the local OCR server exited while starting (exit code {code}): {last}",
             "exited",
@@ -366,6 +369,27 @@ class _JSONLines(logging.Handler):
             self.handleError(record)
 
 
+def _missing_extra(reason: str) -> str:
+    return f"the local OCR server needs the 'server' extra ({reason}): " + (
+        "pip install 'datalab-ocr[server]'"
+    )
+
+
+def listen_on_loopback() -> socket.socket:
+    """A socket bound to 127.0.0.1 on a free port, or a :class:`LocalServerError` (``port``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+    except OSError as exc:
+        sock.close()
+        raise LocalServerError(
+            f"the local OCR server cannot listen on 127.0.0.1 ({exc.strerror or exc}): free "
+            "some local ports, or run `datalab-ocr serve --port N` and point base_url at it",
+            "port",
+        ) from None
+    return sock
+
+
 def _answer(reply: dict[str, str]) -> None:
     sys.stdout.write(json.dumps(reply) + "\n")
     sys.stdout.flush()
@@ -396,27 +420,14 @@ def run_child() -> int:
         from datalab_ocr.server.app import create_app
         from datalab_ocr.server.workers import WorkerStartError, check_engine
     except ImportError as exc:
-        return _fail(
-            f"the local OCR server needs the 'server' extra ({exc}): "
-            "pip install 'datalab-ocr[server]'",
-            "missing-extra",
-        )
+        return _fail(_missing_extra(str(exc)), "missing-extra")
     try:
         check_engine(config.engine)
+        sock = listen_on_loopback()
     except WorkerStartError as exc:
         return _fail(str(exc), "engine")
-    import socket
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-    except OSError as exc:
-        sock.close()
-        return _fail(
-            f"the local OCR server cannot listen on 127.0.0.1 ({exc.strerror or exc}): free "
-            "some local ports, or run `datalab-ocr serve --port N` and point base_url at it",
-            "port",
-        )
+    except LocalServerError as exc:
+        return _fail(str(exc), exc.cause)
     uvicorn_config = uvicorn.Config(
         create_app(config),
         log_config=None,  # our handler on the root logger carries everything to the parent
