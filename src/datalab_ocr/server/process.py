@@ -230,7 +230,10 @@ class ServerProcess:
             record = _parse_record(text)
             if record is None:
                 self._recent.append(text)
-                logging.getLogger("datalab_ocr.server.output").warning("%s", text)
+                # Before the handshake, raw output is a failed start's traceback: its last
+                # line goes into the LocalServerError, the rest only to the debug log.
+                level = logging.WARNING if self._url is not None else logging.DEBUG
+                logging.getLogger("datalab_ocr.server.output").log(level, "%s", text)
                 continue
             name, level, message = record
             self._recent.append(message)

@@ -1,0 +1,123 @@
+"""``datalab-ocr serve``: its options are checked, its defaults shown, its refusals explained."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datalab_ocr.cli import build_parser
+from datalab_ocr.server.__main__ import main as server_main
+from datalab_ocr.server.cli import config_from_args
+from datalab_ocr.server.config import API_KEY_ENV
+
+from .conftest import CLI
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "complaint"),
+    [
+        ("--workers", "0", "expected a number at least 1, not 0"),
+        ("--queue-size", "-1", "expected a number at least 0, not -1"),
+        ("--port", "99999", "expected a number from 0 to 65535, not 99999"),
+        ("--port", "http", "expected a whole number, not 'http'"),
+        ("--log-level", "loud", "invalid choice: 'loud'"),
+        ("--latency", "-2", "expected a number of at least 0, not -2"),
+        ("--result-ttl", "0", "expected a number above 0, not 0"),
+        ("--max-upload-mb", "inf", "expected a number above 0, not inf"),
+        ("--rate-limit", "0/60", "the rate limit needs N >= 1"),
+    ],
+)
+def test_an_out_of_range_option_is_a_usage_error(
+    cli: CLI, option: str, value: str, complaint: str
+) -> None:
+    run = cli("serve", option, value)
+    assert run.code == 2
+    assert f"argument {option}: {complaint}" in run.err
+    assert "Traceback" not in run.err
+
+
+def test_python_dash_m_server_checks_its_options_the_same_way(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        server_main(["--workers", "0"])
+    assert stop.value.code == 2
+    assert "argument --workers: expected a number at least 1, not 0" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(cli: CLI) -> None:
+    run = cli("serve", "--help")
+    assert run.code == 0
+    text = " ".join(run.out.split())  # argparse wraps lines
+    for default in (
+        "(default: 127.0.0.1",
+        "(default: 8000)",
+        "(default: tesseract)",
+        "(default: 64)",
+        "(default: 3600.0)",
+        "(default: 200.0)",
+        "(default: info)",
+        f"(default: ${API_KEY_ENV}, else no key)",
+    ):
+        assert default in text
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another server listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_clear_line_and_nothing_claims_to_serve(
+    cli: CLI, busy_port: int
+) -> None:
+    run = cli("serve", "--port", str(busy_port), "--engine", "none")
+    assert run.code == 1
+    assert run.err == (
+        f"datalab-ocr serve: error: port {busy_port} on 127.0.0.1 is already in use (another "
+        "server?): stop it or pick another --port\n"
+    )
+
+
+def test_a_network_address_without_a_key_is_refused_naming_the_ways_to_go_on(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    run = cli("serve", "--host", "0.0.0.0", "--engine", "none")
+    assert run.code == 2
+    assert "refusing to serve on 0.0.0.0 without an API key" in run.err
+    assert "--api-key-file" in run.err
+    assert API_KEY_ENV in run.err
+    assert "--allow-no-key-on-network" in run.err
+
+
+def test_the_key_can_come_from_a_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret-from-file\n")
+    args = build_parser().parse_args(["serve", "--api-key-file", str(key_file)])
+    assert config_from_args(args).api_key == "s3cret-from-file"
+
+
+def test_the_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "s3cret-from-env")
+    args = build_parser().parse_args(["serve"])
+    assert config_from_args(args).api_key == "s3cret-from-env"
+
+
+def test_an_unreadable_key_file_is_a_usage_error(cli: CLI, tmp_path: Path) -> None:
+    run = cli("serve", "--api-key-file", str(tmp_path / "missing"))
+    assert run.code == 2
+    assert f"cannot read the key file {tmp_path / 'missing'}" in run.err
+
+
+def test_an_empty_key_file_is_a_usage_error(cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("\n")
+    run = cli("serve", "--api-key-file", str(tmp_path / "key"))
+    assert run.code == 2
+    assert "is empty" in run.err
