@@ -62,5 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # The guard matters: the local server starts worker processes, which re-import this file.
     main()

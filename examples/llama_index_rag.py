@@ -96,5 +96,4 @@ def main(questions: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # The guard matters: the local server starts worker processes, which re-import this file.
     main(sys.argv[1:] or QUESTIONS)
