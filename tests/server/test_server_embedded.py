@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -55,6 +57,23 @@ def test_embedded_server_is_one_child_process_per_process(client: httpx.Client) 
     assert first.pid != os.getpid()
     assert first.base_url.startswith("http://127.0.0.1:")
     assert client.get(f"{first.base_url}/_local/stats").status_code == 200
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_embedded_server_starts_anew_after_its_process_died(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = embedded_server()
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while first.running and time.monotonic() < deadline:  # the kill takes a moment to land
+        time.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="datalab_ocr.server.embedded"):
+        second = embedded_server()
+    assert second is not first
+    assert second.running
+    assert f"stopped unexpectedly (exit code {-signal.SIGKILL})" in caplog.text
 
 
 def test_server_process_stops_on_request_and_frees_its_address(client: httpx.Client) -> None:

@@ -158,7 +158,11 @@ def embedded_server(config: ServerConfig | None = None) -> ServerProcess:
     with _embedded_lock:
         if _embedded is None or not _embedded.running:
             if _embedded is not None:
-                _embedded.stop()  # it died: collect it before starting another
+                code = _embedded.stop()  # it died: collect it before starting another
+                logger.warning(
+                    "the local OCR server stopped unexpectedly (exit code %s); starting a new one",
+                    code,
+                )
             _embedded = ServerProcess(config).start()
             logger.debug("embedded local OCR server at %s", _embedded.base_url)
         return _embedded

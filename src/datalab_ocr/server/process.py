@@ -157,11 +157,14 @@ class ServerProcess:
         logger.debug("local OCR server (pid %d) at %s", process.pid, self._url)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server and its workers; kill them after ``timeout`` seconds."""
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the server and its workers; kill them after ``timeout`` seconds.
+
+        Returns the server's exit code, or None when this process has no server to stop.
+        """
         process = self._process
         if process is None or self._owner != os.getpid():
-            return
+            return None
         atexit.unregister(self._stop_at_exit)
         self._process = None
         _close(process.stdin)  # end of file: the child shuts down gracefully
@@ -174,6 +177,7 @@ class ServerProcess:
         if self._log_thread is not None:
             self._log_thread.join(2.0)  # its last records; workers may hold stderr a moment
         _close(process.stdout)
+        return process.returncode
 
     def _stop_at_exit(self) -> None:
         self.stop()
