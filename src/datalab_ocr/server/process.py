@@ -149,6 +149,9 @@ class ServerProcess:
             ) from None
         except OSError:  # the child died before reading its configuration
             line = b""
+        except BaseException:  # Ctrl-C while waiting (a notebook goes on): leave nothing behind
+            self._kill(grace=0.0)
+            raise
         answer = _parse_answer(line)
         if "url" not in answer:
             raise self._startup_error(answer, self._kill(grace=5.0))
