@@ -25,8 +25,8 @@ from datalab_ocr.server import (
     add_serve_arguments,
     embedded_server,
 )
+from datalab_ocr.server.child import listen_on_loopback
 from datalab_ocr.server.cli import config_from_args
-from datalab_ocr.server.process import listen_on_loopback
 from datalab_ocr.server.workers import WorkerCrashedError, WorkerPool, WorkerStartError
 
 

@@ -11,7 +11,7 @@ Modules, one job each: ``config`` (settings), ``app`` (routes), ``options`` (for
 ``formats`` (file kinds), ``jobs`` (job store, expiry, cache), ``runner`` (running jobs),
 ``workers`` (process pool), ``engine`` (documents to pages), ``textlayer`` (PDF text layers),
 ``ocr_tesseract`` and ``ocr_rapid`` (OCR engines), ``office`` (LibreOffice), ``limits`` (rate
-limit, counters), ``bodylimit`` (413), ``process`` (the server as a child process),
+limit, counters), ``bodylimit`` (413), ``process`` and ``child`` (the server as a child process),
 ``embedded`` (the in-thread server and the one-per-process embedded server), ``cli``.
 """
 

@@ -1,8 +1,8 @@
 """``python -m datalab_ocr.server``: run the local Datalab-compatible OCR server.
 
 With ``--embedded`` (not for people) it is the child process of
-:class:`~datalab_ocr.server.process.ServerProcess`: configuration on stdin, its address on
-stdout, and it stops when stdin closes.
+:class:`~datalab_ocr.server.process.ServerProcess` (see ``child``): configuration on stdin,
+its address on stdout, and it stops when stdin closes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and serve until interrupted (or, embedded, until told to)."""
     arguments = sys.argv[1:] if argv is None else argv
     if arguments == ["--embedded"]:
-        from datalab_ocr.server.process import run_child
+        from datalab_ocr.server.child import run_child
 
         return run_child()
     args = build_serve_parser("python -m datalab_ocr.server").parse_args(arguments)

@@ -4,8 +4,9 @@ Why a process: OCR workers are started with "spawn", which imports the main modu
 process that starts them once more in every worker. In a user's process that module is the
 user's script, so a top-level script without an ``if __name__ == "__main__":`` guard (or one
 piped to ``python -``) would run again in each worker. The child is
-``python -m datalab_ocr.server --embedded``: its workers import our module, never the user's,
-whatever the user's process is (a script, ``-c``, stdin, Jupyter, a thread, a forked worker).
+``python -m datalab_ocr.server --embedded`` (its side is ``child``): its workers import our
+module, never the user's, whatever the user's process is (a script, ``-c``, stdin, Jupyter,
+a thread, a forked worker).
 
 The handshake runs over the child's standard streams:
 
@@ -33,7 +34,6 @@ import logging
 import os
 import queue
 import site
-import socket
 import subprocess
 import sys
 import threading
@@ -45,13 +45,11 @@ from typing import IO, Any
 from datalab_ocr._exceptions import ConfigurationError
 from datalab_ocr.server.config import ServerConfig
 
-__all__ = ["LocalServerError", "ServerProcess", "listen_on_loopback", "run_child"]
+__all__ = ["LocalServerError", "ServerProcess"]
 
 logger = logging.getLogger(__name__)
 
 _CHILD_COMMAND = ("-m", "datalab_ocr.server", "--embedded")
-_STOP_GRACE = 20.0
-"""Seconds the child gives a graceful shutdown (running OCR chunks finish) before it exits."""
 
 
 class LocalServerError(ConfigurationError):
@@ -223,7 +221,7 @@ class ServerProcess:
         # A traceback's last line names the exception; that is what a user needs to see.
         last = self._recent[-1].splitlines()[-1] if self._recent else "no output"
         if last.startswith("ModuleNotFoundError:"):
-            return LocalServerError(_missing_extra(last.partition(": ")[2]), "missing-extra")
+            return LocalServerError(missing_extra(last.partition(": ")[2]), "missing-extra")
         return LocalServerError(
             f"the local OCR server exited while starting (exit code {code}): {last}",
             "exited",
@@ -361,111 +359,8 @@ def _parse_record(text: str) -> tuple[str, int, str] | None:
         return None
 
 
-# -- the child side --------------------------------------------------------------------------
-
-
-class _JSONLines(logging.Handler):
-    """Log records as JSON lines on stderr, for the parent to relay."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + logging.Formatter().formatException(record.exc_info)
-            line = {"name": record.name, "level": record.levelno, "message": message}
-            sys.stderr.write(json.dumps(line) + "\n")
-            sys.stderr.flush()
-        except Exception:
-            self.handleError(record)
-
-
-def _missing_extra(reason: str) -> str:
+def missing_extra(reason: str) -> str:
+    """The message for a server library that cannot be imported: the extra that brings it."""
     return f"the local OCR server needs the 'server' extra ({reason}): " + (
         "pip install 'datalab-ocr[server]'"
     )
-
-
-def listen_on_loopback() -> socket.socket:
-    """A socket bound to 127.0.0.1 on a free port, or a :class:`LocalServerError` (``port``)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-    except OSError as exc:
-        sock.close()
-        raise LocalServerError(
-            f"the local OCR server cannot listen on 127.0.0.1 ({exc.strerror or exc}): free "
-            "some local ports, or run `datalab-ocr serve --port N` and point base_url at it",
-            "port",
-        ) from None
-    return sock
-
-
-def _answer(reply: dict[str, str]) -> None:
-    sys.stdout.write(json.dumps(reply) + "\n")
-    sys.stdout.flush()
-    # From here on, stray prints (ours, a library's, a worker's) go to the log relay.
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-
-def _fail(message: str, cause: str) -> int:
-    _answer({"error": message, "cause": cause})
-    return 1
-
-
-def run_child() -> int:
-    """The child's main: read the configuration, serve, answer the handshake, and stop at
-    end of file on stdin. Returns the process exit code."""
-    try:
-        hello = json.loads(sys.stdin.buffer.readline())
-        config = ServerConfig(**hello["config"])
-        level = int(hello.get("log_level", logging.WARNING))
-    except (ValueError, KeyError, TypeError) as exc:
-        return _fail(f"the local OCR server got no valid configuration: {exc}", "exited")
-    root = logging.getLogger()
-    root.addHandler(_JSONLines())
-    root.setLevel(level)
-    try:
-        import uvicorn
-
-        from datalab_ocr.server.app import create_app
-        from datalab_ocr.server.workers import WorkerStartError, check_engine
-    except ImportError as exc:
-        return _fail(_missing_extra(str(exc)), "missing-extra")
-    try:
-        check_engine(config.engine)
-        sock = listen_on_loopback()
-    except WorkerStartError as exc:
-        return _fail(str(exc), "engine")
-    except LocalServerError as exc:
-        return _fail(str(exc), exc.cause)
-    uvicorn_config = uvicorn.Config(
-        create_app(config),
-        log_config=None,  # our handler on the root logger carries everything to the parent
-        log_level=max(level, logging.WARNING),  # its INFO lines repeat what the parent says
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(uvicorn_config)
-    answered = threading.Event()
-
-    def announce() -> None:
-        while not server.started and not answered.wait(0.01):
-            pass
-        if server.started and not answered.is_set():
-            answered.set()
-            _answer({"url": f"http://127.0.0.1:{sock.getsockname()[1]}"})
-
-    def watch_parent() -> None:
-        sys.stdin.buffer.read()  # returns at end of file: the parent stopped us or is gone
-        server.should_exit = True
-        threading.Event().wait(_STOP_GRACE)
-        os._exit(1)  # the workers watch this process and go with it
-
-    threading.Thread(target=announce, name="announce", daemon=True).start()
-    threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
-    server.run(sockets=[sock])
-    if not answered.is_set():
-        answered.set()
-        return _fail("the local OCR server stopped while starting; see the log above", "exited")
-    return 0
