@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
         from datalab_ocr.server.child import run_child
 
         return run_child()
-    args = build_serve_parser("python -m datalab_ocr.server").parse_args(arguments)
-    return run_serve(args)
+    prog = "python -m datalab_ocr.server"
+    args = build_serve_parser(prog).parse_args(arguments)
+    try:
+        return run_serve(args, prog)
+    except KeyboardInterrupt:  # before serving began; once serving, Ctrl-C is a clean stop
+        return 130
 
 
 if __name__ == "__main__":
