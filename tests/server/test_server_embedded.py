@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import importlib.util
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+import types
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,6 +167,46 @@ def test_a_worker_killed_by_a_signal_fails_its_job_naming_the_signal() -> None:
     message = asyncio.run(crash())
     assert message.startswith("An OCR worker process stopped unexpectedly")
     assert "killed by SIGKILL" in message
+
+
+def _first_job_failure(*job: Any) -> str:
+    async def run() -> str:
+        pool = WorkerPool(1)
+        try:
+            with pytest.raises(WorkerCrashedError) as caught:
+                await pool.run(*job)
+            return str(caught.value)
+        finally:
+            pool.shutdown()
+
+    return asyncio.run(run())
+
+
+def test_workers_dying_on_a_reimported_script_name_the_main_guard(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # An unguarded script that runs LocalServer: "spawn" runs its top level again in each
+    # worker, where (here, at once) it fails.
+    path = tmp_path / "ingest.py"
+    path.write_text("raise SystemExit(3)\n")
+    script = types.ModuleType("__main__")
+    script.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    message = _first_job_failure(os.getpid)
+    assert "(exit code 3)" in message
+    assert 'guard its top level with if __name__ == "__main__":' in message
+
+
+def test_a_worker_dying_in_the_server_process_gets_no_main_guard_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server_main = types.ModuleType("__main__")  # as in `python -m datalab_ocr.server`
+    server_main.__spec__ = importlib.util.find_spec("datalab_ocr.server.__main__")
+    server_main.__file__ = str(server_main.__spec__.origin if server_main.__spec__ else "")
+    monkeypatch.setitem(sys.modules, "__main__", server_main)
+    message = _first_job_failure(os._exit, 3)
+    assert "(exit code 3)" in message
+    assert "__main__" not in message
 
 
 def test_serve_arguments_build_the_server_config() -> None:
