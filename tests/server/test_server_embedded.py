@@ -218,3 +218,9 @@ def test_serve_arguments_build_the_server_config() -> None:
     assert args.host == "127.0.0.1"
     assert (config.engine, config.workers, config.latency) == ("none", 1, 0.5)
     assert (config.rate_limit_requests, config.rate_limit_window) == (200, 60.0)
+
+
+def test_the_server_config_never_shows_its_api_key() -> None:
+    config = ServerConfig(api_key="s3cret-server-key", engine="none")
+    assert "s3cret-server-key" not in repr(config)
+    assert "s3cret-server-key" not in repr(ServerProcess(config))

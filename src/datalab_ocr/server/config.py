@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["API_KEY_ENV", "DEFAULT_MAX_UPLOAD_BYTES", "ENGINES", "ServerConfig"]
 
@@ -34,7 +34,7 @@ class ServerConfig:
     counts submits and polls alike, as the hosted API is assumed to.
     """
 
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a log line or traceback
     engine: str = "tesseract"
     workers: int = _default_workers()
     queue_size: int = 64
