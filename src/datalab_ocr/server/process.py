@@ -134,7 +134,7 @@ class ServerProcess:
         self._process, self._owner = process, os.getpid()
         self._log_thread = _thread(self._relay_logs, process.stderr, "log")
         handshake: queue.Queue[bytes] = queue.Queue()
-        _thread(lambda: handshake.put(_read_line(process.stdout)), None, "handshake")
+        _thread(lambda stream: handshake.put(_read_line(stream)), process.stdout, "handshake")
         try:
             _write_all(process.stdin, _hello(self.config))
             line = handshake.get(timeout=self.startup_timeout)
@@ -177,7 +177,6 @@ class ServerProcess:
             process.wait()
         if self._log_thread is not None:
             self._log_thread.join(2.0)  # its last records; workers may hold stderr a moment
-        _close(process.stdout)
         return process.returncode
 
     def _stop_at_exit(self) -> None:
@@ -197,7 +196,6 @@ class ServerProcess:
             process.wait()
         if self._log_thread is not None:
             self._log_thread.join(2.0)
-        _close(process.stdout)
         return process.returncode
 
     def _abandon(self) -> None:
@@ -228,6 +226,10 @@ class ServerProcess:
         )
 
     def _relay_logs(self, stream: IO[bytes]) -> None:
+        with contextlib.closing(stream):
+            self._relay(stream)
+
+    def _relay(self, stream: IO[bytes]) -> None:
         for line in _lines(stream):
             text = line.decode("utf-8", "replace").rstrip()
             if not text:
@@ -298,8 +300,7 @@ def _hello(config: ServerConfig) -> bytes:
 
 
 def _thread(target: Any, stream: IO[bytes] | None, name: str) -> threading.Thread:
-    args = (stream,) if stream is not None else ()
-    thread = threading.Thread(target=target, args=args, name=f"datalab-ocr-server-{name}")
+    thread = threading.Thread(target=target, args=(stream,), name=f"datalab-ocr-server-{name}")
     thread.daemon = True
     thread.start()
     return thread
@@ -323,9 +324,13 @@ def _lines(stream: IO[bytes]) -> Any:
         yield from complete
 
 
-def _read_line(stream: IO[bytes] | None) -> bytes:
-    assert stream is not None
-    return next(iter(_lines(stream)), b"")
+def _read_line(stream: IO[bytes]) -> bytes:
+    """The first line, then the stream closed: only its reading thread closes it, so no
+    thread ever reads a descriptor number that was closed and reused under it."""
+    try:
+        return next(iter(_lines(stream)), b"")
+    finally:
+        _close(stream)
 
 
 def _write_all(stream: IO[bytes] | None, data: bytes) -> None:
