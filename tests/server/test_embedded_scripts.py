@@ -284,6 +284,7 @@ def test_the_server_and_its_workers_go_when_the_script_is_killed_with_sigkill(
     runs: dict[str, Run],
 ) -> None:
     run = runs["killed"]
+    assert run.out, run.err  # it OCRed a file and named its server's processes
     assert run.code == -signal.SIGKILL
     processes = json.loads(run.out)
     assert len(processes) >= 3
