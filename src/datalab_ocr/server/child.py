@@ -102,14 +102,15 @@ def run_child() -> int:
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(uvicorn_config)
-    answered = threading.Event()
+    finished = threading.Event()
+    announced = threading.Event()
 
     def announce() -> None:
-        while not server.started and not answered.wait(0.01):
+        while not server.started and not finished.wait(0.01):
             pass
-        if server.started and not answered.is_set():
-            answered.set()
+        if server.started:
             _answer({"url": f"http://127.0.0.1:{sock.getsockname()[1]}"})
+            announced.set()
 
     def watch_parent() -> None:
         sys.stdin.buffer.read()  # returns at end of file: the parent stopped us or is gone
@@ -117,10 +118,14 @@ def run_child() -> int:
         threading.Event().wait(_STOP_GRACE)
         os._exit(1)  # the workers watch this process and go with it
 
-    threading.Thread(target=announce, name="announce", daemon=True).start()
+    announcer = threading.Thread(target=announce, name="announce", daemon=True)
+    announcer.start()
     threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
-    server.run(sockets=[sock])
-    if not answered.is_set():
-        answered.set()
-        return _fail("the local OCR server stopped while starting; see the log above", "exited")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        finished.set()
+        announcer.join()  # one writer on stdout at a time
+    if not announced.is_set():
+        return _fail("the local OCR server stopped while starting; see its log", "exited")
     return 0
