@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -113,8 +114,13 @@ def _crash_cause(executor: ProcessPoolExecutor) -> str:
     # A private attribute, read defensively: the message is better with it, works without.
     processes: dict[int, Any] = getattr(executor, "_processes", None) or {}
     codes = []
+    deadline = time.monotonic() + 2.0
     for process in list(processes.values()):
-        process.join(1.0)  # dead already; this only collects its exit code
+        # Dead already; the pool's own thread may be collecting the exit code at this very
+        # moment (then ours reads None until it has), so wait a moment for it.
+        process.join(1.0)
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         codes.append(process.exitcode)
     # The pool terminates the other workers once one dies: SIGTERM is theirs, not the cause.
     codes = [code for code in codes if code not in (None, 0, -signal.SIGTERM)]
