@@ -121,3 +121,28 @@ def test_an_empty_key_file_is_a_usage_error(cli: CLI, tmp_path: Path) -> None:
     run = cli("serve", "--api-key-file", str(tmp_path / "key"))
     assert run.code == 2
     assert "is empty" in run.err
+
+
+# 192.0.2.1 is a documentation address (TEST-NET-1) no machine here has: getting past the
+# refusal shows as failing to bind it, and nothing ever listens beyond loopback.
+NOT_HERE = "192.0.2.1"
+
+
+def test_allow_no_key_on_network_lifts_the_refusal(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    run = cli("serve", "--host", NOT_HERE, "--engine", "none", "--allow-no-key-on-network")
+    assert run.code == 1
+    assert f"{NOT_HERE} is not an address of this machine" in run.err
+
+
+def test_a_key_from_the_environment_lifts_the_refusal(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "s3cret-from-env")
+    run = cli("serve", "--host", NOT_HERE, "--engine", "none")
+    assert run.code == 1
+    assert "refusing" not in run.err
+    assert f"{NOT_HERE} is not an address of this machine" in run.err
+    assert "s3cret-from-env" not in run.err
