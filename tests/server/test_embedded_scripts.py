@@ -60,17 +60,6 @@ SCRIPTS = {
         documents = DatalabOCRReader(local=True).load_data({str(RECEIPT)!r})
         print(json.dumps({{"text": documents[0].text, "processes": server_processes()}}))
     """,
-    "stdin": f"""
-        from datalab_ocr import DatalabClient
-
-        result = DatalabClient(local=True, cache=False).ocr({str(LOREM_PDF)!r})
-        print(result.text)
-    """,
-    "dash_c": f"""
-        from datalab_ocr import DatalabClient
-
-        print(DatalabClient(local=True, cache=False).ocr({str(RECEIPT)!r}).text)
-    """,
     "fork": f"""
         import json, os, sys
         from datalab_ocr import DatalabClient
@@ -94,7 +83,9 @@ SCRIPTS = {
             "child_status": status, "before": first, "after": after,
         }}))
     """,
-    "threads": f"""
+    # Two behaviours per interpreter where they fit, to start fewer: -c with two threads
+    # asking for the server at once; a script read from stdin that is then killed.
+    "dash_c_threads": f"""
         import json, threading
         from datalab_ocr import DatalabClient
 
@@ -112,12 +103,12 @@ SCRIPTS = {
             thread.join()
         print(json.dumps(results))
     """,
-    "killed": f"""
+    "stdin_killed": f"""
         import json, time
         from datalab_ocr import DatalabClient
 
-        DatalabClient(local=True, cache=False).ocr({str(RECEIPT)!r})
-        print(json.dumps(server_processes()), flush=True)
+        text = DatalabClient(local=True, cache=False).ocr({str(LOREM_PDF)!r}).text
+        print(json.dumps({{"text": text, "processes": server_processes()}}), flush=True)
         time.sleep(120)
     """,
 }
@@ -125,7 +116,7 @@ SCRIPTS = {
 
 @dataclass
 class Run:
-    """One finished (or, for ``killed``, still running) script."""
+    """One finished script (``stdin_killed``: its first line, and its end by SIGKILL)."""
 
     code: int | None
     out: str
@@ -147,14 +138,14 @@ def _start(name: str, tmp: Path) -> subprocess.Popen[str]:
     script = tmp / f"{name}.py"
     script.write_text(code)
     command = [sys.executable, str(script)]
-    if name == "stdin":
+    if name == "stdin_killed":
         command = [sys.executable, "-"]
-    elif name == "dash_c":
+    elif name == "dash_c_threads":
         command = [sys.executable, "-c", code]
     with script.open() as source:
         return subprocess.Popen(
             command,
-            stdin=source if name == "stdin" else subprocess.DEVNULL,
+            stdin=source if name == "stdin_killed" else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -178,14 +169,14 @@ def _verbose_cli(tmp: Path) -> subprocess.Popen[str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
-    """Every script run at once; ``killed`` is killed with SIGKILL once it has OCRed a file."""
+    """Every script run at once; ``stdin_killed`` gets SIGKILL once it has OCRed a file."""
     tmp = tmp_path_factory.mktemp("scripts")
     names = [name for name in SCRIPTS if name != "fork" or hasattr(os, "fork")]
     processes = {name: _start(name, tmp) for name in names}
     processes["verbose_cli"] = _verbose_cli(tmp)
     finished: dict[str, Run] = {}
     try:
-        killed = processes.pop("killed")
+        killed = processes.pop("stdin_killed")
         assert killed.stdout is not None
         watchdog = threading.Timer(TIMEOUT, killed.kill)
         watchdog.start()
@@ -193,7 +184,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         watchdog.cancel()
         killed.send_signal(signal.SIGKILL)
         _, err = killed.communicate(timeout=TIMEOUT)
-        finished["killed"] = Run(killed.returncode, line, err)
+        finished["stdin_killed"] = Run(killed.returncode, line, err)
         for name, process in processes.items():
             out, err = process.communicate(timeout=TIMEOUT)
             finished[name] = Run(process.returncode, out, err)
@@ -245,15 +236,15 @@ def test_the_server_and_its_workers_are_gone_when_the_script_ends(runs: dict[str
 
 
 def test_a_script_piped_to_python_stdin_gets_ocr_text(runs: dict[str, Run]) -> None:
-    run = runs["stdin"]
-    assert run.code == 0, run.err
-    assert "Lorem ipsum dolor sit amet" in run.out
+    run = runs["stdin_killed"]
+    assert run.out, run.err
+    assert "Lorem ipsum dolor sit amet" in run.json()["text"]
 
 
 def test_python_dash_c_gets_ocr_text(runs: dict[str, Run]) -> None:
-    run = runs["dash_c"]
+    run = runs["dash_c_threads"]
     assert run.code == 0, run.err
-    assert "17.70" in run.out
+    assert "17.70" in run.json()["a"]["text"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX")
@@ -271,7 +262,7 @@ def test_a_forked_child_gets_a_server_of_its_own_and_leaves_the_parents_running(
 
 
 def test_threads_starting_at_once_share_one_server(runs: dict[str, Run]) -> None:
-    run = runs["threads"]
+    run = runs["dash_c_threads"]
     assert run.code == 0, run.err
     results = run.json()
     assert results["a"]["url"] == results["b"]["url"]
@@ -283,10 +274,10 @@ def test_threads_starting_at_once_share_one_server(runs: dict[str, Run]) -> None
 def test_the_server_and_its_workers_go_when_the_script_is_killed_with_sigkill(
     runs: dict[str, Run],
 ) -> None:
-    run = runs["killed"]
+    run = runs["stdin_killed"]
     assert run.out, run.err  # it OCRed a file and named its server's processes
     assert run.code == -signal.SIGKILL
-    processes = json.loads(run.out)
+    processes = run.json()["processes"]
     assert len(processes) >= 3
     assert _gone_within(processes, 30.0) == []
 
