@@ -1,4 +1,5 @@
-"""``datalab-ocr serve``: its options are checked, its defaults shown, its refusals explained."""
+"""``datalab-ocr serve``: its options are checked, its defaults shown, its refusals explained;
+and ``ocr -v`` names the embedded server once."""
 
 from __future__ import annotations
 
@@ -146,3 +147,20 @@ def test_a_key_from_the_environment_lifts_the_refusal(
     assert "refusing" not in run.err
     assert f"{NOT_HERE} is not an address of this machine" in run.err
     assert "s3cret-from-env" not in run.err
+
+
+def test_verbose_ocr_names_the_embedded_server_once(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from datalab_ocr.server import embedded
+
+    monkeypatch.setattr(embedded, "_embedded", None)  # this command starts a server of its own
+    document = Path(__file__).resolve().parents[1] / "server" / "documents"
+    try:
+        run = cli("ocr", "-v", "--local", document / "libreoffice-writer-lorem.pdf", "-o", "-")
+    finally:
+        started = embedded._embedded
+        if started is not None:
+            started.stop()
+    assert run.code == 0, run.err
+    assert run.err.count("http://127.0.0.1:") == 1, run.err

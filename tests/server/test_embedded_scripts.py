@@ -154,26 +154,12 @@ def _start(name: str, tmp: Path) -> subprocess.Popen[str]:
         )
 
 
-def _verbose_cli(tmp: Path) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "datalab_ocr.cli", "ocr", "-v", str(LOREM_PDF), "-o", "-"]
-    return subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp,
-        env=_environment(tmp),
-    )
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Every script run at once; ``stdin_killed`` gets SIGKILL once it has OCRed a file."""
     tmp = tmp_path_factory.mktemp("scripts")
     names = [name for name in SCRIPTS if name != "fork" or hasattr(os, "fork")]
     processes = {name: _start(name, tmp) for name in names}
-    processes["verbose_cli"] = _verbose_cli(tmp)
     finished: dict[str, Run] = {}
     try:
         killed = processes.pop("stdin_killed")
@@ -280,9 +266,3 @@ def test_the_server_and_its_workers_go_when_the_script_is_killed_with_sigkill(
     processes = run.json()["processes"]
     assert len(processes) >= 3
     assert _gone_within(processes, 30.0) == []
-
-
-def test_verbose_ocr_names_the_embedded_server_once(runs: dict[str, Run]) -> None:
-    run = runs["verbose_cli"]
-    assert run.code == 0, run.err
-    assert run.err.count("http://127.0.0.1:") == 1, run.err
