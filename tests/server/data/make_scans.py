@@ -45,10 +45,11 @@ def _write_text(name: str, text: str) -> None:
 
 
 def rotated_letters(samples: Path) -> None:
-    """The top half of a Google Docs letter, turned by 90, 180 and 270 degrees."""
+    """The top third of a Google Docs letter, turned by 90, 180 and 270 degrees."""
     pdf = pypdfium2.PdfDocument(samples / "011-google-doc-document" / "google-doc-document.pdf")
     image, _text, page = _render(pdf, 0)
-    box = (0, 0, image.width, image.height // 2)
+    assert isinstance(page, pypdfium2.PdfPage)
+    box = _pixels(_text_box(page, 0, 600, 580, 842))
     upright = _bilevel(image.crop(box))
     _write_text("letter.txt", _text_in(page, box))
     for angle in (90, 180, 270):
@@ -88,9 +89,9 @@ def three_columns(samples: Path) -> None:
     first, _text, page_one = _render(pdf, 0)
     second, _text, page_two = _render(pdf, 1)
     parts = [
-        (first, page_one, _text_box(page_one, 60, 302, 160, 340)),
-        (first, page_one, _text_box(page_one, 302, 545, 160, 340)),
-        (second, page_two, _text_box(page_two, 60, 302, 160, 340)),
+        (first, page_one, _text_box(page_one, 60, 302, 180, 330)),
+        (first, page_one, _text_box(page_one, 302, 545, 180, 330)),
+        (second, page_two, _text_box(page_two, 60, 302, 180, 330)),
     ]
     boxes = [_pixels(box) for _image, _page, box in parts]
     gutter = round(10 * DPI / 72)
