@@ -19,6 +19,7 @@ from datalab_ocr.server.layout import (
     ImageRegion,
     fit_scale,
     merge_reading_order,
+    order_lines,
     regions_to_ocr,
     rotate_lines,
 )
@@ -63,6 +64,22 @@ def test_a_stamp_above_a_scan_reads_first_and_one_below_it_last() -> None:
         "right one",
         "Bates 000123",
     ]
+
+
+def test_lines_found_one_by_one_read_column_by_column_under_their_heading() -> None:
+    heading = _line("heading", [100, 20, 900, 60])
+    rows = range(5)
+    columns = [
+        [_line(f"{name} {row}", [x, 100 + 30 * row, x + 250, 120 + 30 * row]) for row in rows]
+        for name, x in (("left", 50), ("middle", 320), ("right", 590))
+    ]
+    footer = _line("page 1", [450, 400, 520, 420])
+    by_height = sorted(
+        [heading, footer, *(line for column in columns for line in column)],
+        key=lambda line: (line.bbox[1], line.bbox[0]),  # type: ignore[index]
+    )
+    expected = [heading, *columns[0], *columns[1], *columns[2], footer]
+    assert [line.text for line in order_lines(by_height)] == [line.text for line in expected]
 
 
 def test_only_large_images_with_almost_no_text_over_them_are_ocred() -> None:

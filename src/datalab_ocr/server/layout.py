@@ -24,6 +24,7 @@ __all__ = [
     "image_regions",
     "line_box",
     "merge_reading_order",
+    "order_lines",
     "regions_to_ocr",
     "rotate_lines",
     "scale_lines",
@@ -243,3 +244,44 @@ def merge_reading_order(sequences: Sequence[Sequence[TextLine]]) -> list[TextLin
         index = best[1]
         merged.append(sequences[index][heads[index]])
         heads[index] += 1
+
+
+def _groups(lines: list[TextLine], axis: int, min_gap: float) -> list[list[TextLine]]:
+    """``lines`` split where their boxes, projected on ``axis`` (0: x, 1: y), leave a gap
+    wider than ``min_gap``; the groups in increasing order along the axis."""
+    ordered = sorted(lines, key=lambda line: line_box(line)[axis])
+    groups: list[list[TextLine]] = []
+    reach = float("-inf")
+    for line in ordered:
+        box = line_box(line)
+        if not groups or box[axis] - reach > min_gap:
+            groups.append([])
+        groups[-1].append(line)
+        reach = max(reach, box[axis + 2])
+    return groups
+
+
+def order_lines(lines: Sequence[TextLine]) -> list[TextLine]:
+    """Lines of an engine without layout analysis (each line found on its own) in reading
+    order: columns top to bottom, left to right.
+
+    A recursive XY cut: a vertical gap that no line crosses splits columns (read left to
+    right); failing that, a horizontal gap of at least a line's height splits bands (read top
+    to bottom: a heading above columns, a footer below them). Narrower gaps between lines
+    split nothing, so the rows of side-by-side columns never pair up across the gutter.
+    """
+    found = list(lines)
+    if len(found) < 2:
+        return found
+    heights = sorted(line_box(line)[3] - line_box(line)[1] for line in found)
+    line_height = heights[len(heights) // 2]
+    columns = _groups(found, 0, line_height * 0.5)
+    if len(columns) > 1:
+        return [line for column in columns for line in order_lines(column)]
+    bands = _groups(found, 1, line_height * 0.9)
+    if len(bands) > 1:
+        return [line for band in bands for line in order_lines(band)]
+    # One block: top to bottom; lines on one baseline left to right.
+    return sorted(
+        found, key=lambda line: (round(line_box(line)[1] / line_height), line_box(line)[0])
+    )
