@@ -151,7 +151,7 @@ def stamped_scan(samples: Path) -> None:
     assert isinstance(page, pypdfium2.PdfPage)
     box = _pixels(_text_box(page, 0, 600, 560, 842))
     scan = Image.new("L", image.size, 255)
-    scan.paste(image.crop(box), (0, 0))
+    scan.paste(image.crop(box), box[:2])
     _write_text("stamped-scan.txt", _text_in(page, box))
     width, height = 595.276, 841.89
     content = (
