@@ -77,6 +77,12 @@ def mean_confidence(lines: list[TextLine]) -> float:
     return sum((line.confidence or 0.0) * len(line.text) for line in lines) / total
 
 
+def _inked(gray: Image.Image) -> bool:
+    """Whether more than 0.1 % of the pixels are dark: the page is not blank."""
+    dark = sum(gray.histogram()[:128])
+    return dark > gray.width * gray.height / 1000
+
+
 class TesseractEngine:
     """Recognises the text lines of a page image."""
 
@@ -99,10 +105,11 @@ class TesseractEngine:
         """The text lines of ``image``, in Tesseract's reading order, boxes in its pixels."""
         gray = image.convert("L")
         lines = self._recognize(gray, dpi)
-        if not lines:
+        if not lines and _inked(gray):
             # Grainy scans (noise, then JPEG blocks) can defeat Tesseract's layout analysis
             # entirely; a 3x3 median filter removes the grain and keeps strokes. Only as a
-            # retry: on clean small print the filter would thin strokes for nothing.
+            # retry: on clean small print the filter would thin strokes for nothing, and a
+            # blank page (seconds of filtering on a large one) has no grain to remove.
             gray = gray.filter(ImageFilter.MedianFilter(3))
             lines = self._recognize(gray, dpi)
         if lines and mean_confidence(lines) < POOR_CONFIDENCE:
