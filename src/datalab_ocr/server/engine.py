@@ -6,9 +6,11 @@ some of those pages into page objects of the wire format. Splitting a document i
 of pages lets two workers share one long PDF, and keeps each call short so the pool can shut
 down without waiting for a 7,000-page document.
 
-PDF pages that carry a text layer give their lines from it (confidence 1.0); other pages are
-rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Coordinates are pixels of
-that rendering; images keep their own pixel size.
+PDF pages that carry a text layer give their lines from it (confidence 1.0), plus the OCR of
+their images that carry no text (a scan with a stamp), merged in reading order; other pages
+are rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Every rendering stays
+within ``max_render_pixels`` (a lower scale for huge pages; see :mod:`.layout`). Coordinates
+are pixels of that rendering; images keep their own pixel size.
 """
 
 from __future__ import annotations
@@ -211,18 +213,21 @@ def _too_coarse(number: int, width: float, height: float, max_pixels: int) -> Do
     )
 
 
-def _render(page: Any, scale: float, crop: tuple[float, float, float, float]) -> Image.Image:
+def _render(
+    page: Any, number: int, scale: float, crop: tuple[float, float, float, float]
+) -> Image.Image:
     import pypdfium2
 
     try:
         image: Image.Image = page.render(scale=scale, crop=crop).to_pil()
     except (pypdfium2.PdfiumError, MemoryError) as exc:
-        raise DocumentError(f"The page could not be rendered: {exc}") from None
+        raise DocumentError(f"Page {number} could not be rendered: {exc}") from None
     return image
 
 
 def _ocr_regions(
     page: Any,
+    number: int,
     text_lines: list[TextLine],
     geometry: PageGeometry,
     size: tuple[int, int],
@@ -248,7 +253,7 @@ def _ocr_regions(
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
         crop = (x0 / scale, (height - y1) / scale, (width - x1) / scale, y0 / scale)
-        image = _render(page, scale, crop)
+        image = _render(page, number, scale, crop)
         # The text layer drawn over the image (the stamp itself) is already read: blank it,
         # so OCR neither repeats it nor merges it with the scan's lines.
         draw = ImageDraw.Draw(image)
@@ -282,11 +287,11 @@ def _pdf_page(
             geometry = PageGeometry(left=left, top=top, scale=scale)
             lines = text_layer_lines(textpage, geometry)
             size = (round(width * scale), round(height * scale))
-            lines = _ocr_regions(page, lines, geometry, size, engine_name)
+            lines = _ocr_regions(page, number, lines, geometry, size, engine_name)
         else:
             if 72 * scale < MIN_OCR_DPI:
                 raise _too_coarse(number, width, height, max_pixels)
-            image = _render(page, scale, (0, 0, 0, 0))
+            image = _render(page, number, scale, (0, 0, 0, 0))
             lines = _engine(engine_name).recognize(image, round(72 * scale))
             size = image.size
     finally:
