@@ -216,3 +216,24 @@ def test_an_unexpected_failure_names_its_cause_and_logs_its_traceback_at_debug(
     assert message == "Internal error while processing the document: RuntimeError: no bitmap"
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
     assert len(debug) == 1
+
+
+def test_an_upright_page_that_reads_well_skips_orientation_detection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datalab_ocr.server.ocr_tesseract import TesseractEngine
+
+    engine = TesseractEngine()
+    asked: list[int] = []
+
+    def orientation(_image: Image.Image, dpi: int) -> int:
+        asked.append(dpi)
+        return 0
+
+    monkeypatch.setattr(engine, "_orientation", orientation)
+    upright = render_lines(["Tide tables for the harbour", "High water at 06:12"])
+    texts = [line.text for line in engine.recognize(upright, 144)]
+    assert texts == ["Tide tables for the harbour", "High water at 06:12"]
+    assert asked == []
+    engine.recognize(upright.rotate(180), 144)
+    assert asked == [144]
