@@ -56,13 +56,24 @@ def test_a_stamp_above_a_scan_reads_first_and_one_below_it_last() -> None:
         _line("left two", [50, 900, 400, 920], 0.9),
         _line("right one", [450, 100, 800, 120], 0.9),
     ]
-    merged = merge_reading_order([[header, footer], scan])
+    merged = merge_reading_order([header, footer], [scan])
     assert [line.text for line in merged] == [
         "HEADER",
         "left one",
         "left two",
         "right one",
         "Bates 000123",
+    ]
+
+
+def test_the_text_of_a_figure_in_the_right_column_reads_inside_that_column() -> None:
+    left = [_line(f"left {row}", [50, 100 + 30 * row, 400, 120 + 30 * row]) for row in range(10)]
+    right = [_line(f"right {row}", [450, 100 + 30 * row, 800, 120 + 30 * row]) for row in range(4)]
+    below = [_line(f"below {row}", [450, 400 + 30 * row, 800, 420 + 30 * row]) for row in range(3)]
+    figure = [_line("figure label", [500, 240, 700, 260], 0.9)]
+    merged = merge_reading_order([*left, *right, *below], [figure])
+    assert [line.text for line in merged] == [
+        line.text for line in [*left, *right, *figure, *below]
     ]
 
 

@@ -246,7 +246,7 @@ def _ocr_regions(
         logger.warning("page too large to OCR its images at %d dpi or more", MIN_OCR_DPI)
         return text_lines
     width, height = size
-    sequences = [text_lines]
+    blocks = []
     for box in boxes:
         x0, y0 = max(0.0, box[0]), max(0.0, box[1])
         x1, y1 = min(float(width), box[2]), min(float(height), box[3])
@@ -269,8 +269,8 @@ def _ocr_regions(
             if (line.confidence or 0.0) >= MIN_REGION_LINE_CONFIDENCE
             and any(char.isalnum() for char in line.text)
         ]
-        sequences.append(shift_lines(kept, x0, y0))
-    return merge_reading_order(sequences)
+        blocks.append(shift_lines(kept, x0, y0))
+    return merge_reading_order(text_lines, blocks)
 
 
 def _pdf_page(

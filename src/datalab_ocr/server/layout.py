@@ -222,28 +222,44 @@ def rotate_lines(lines: Sequence[TextLine], angle: int, size: tuple[int, int]) -
     return _mapped(lines, back)
 
 
-def merge_reading_order(sequences: Sequence[Sequence[TextLine]]) -> list[TextLine]:
-    """Lines of several sources merged into one reading order.
+def _block_box(block: Sequence[TextLine]) -> list[float]:
+    boxes = [line_box(line) for line in block]
+    return [
+        min(box[0] for box in boxes),
+        min(box[1] for box in boxes),
+        max(box[2] for box in boxes),
+        max(box[3] for box in boxes),
+    ]
 
-    Each sequence (the text layer's lines, each OCRed region's lines) is already in its own
-    reading order and keeps it; the merge repeatedly takes the head that starts highest on
-    the page. A stamp above a scan comes first, a Bates number below it last, and a region's
-    columns are never interleaved with each other.
+
+def _comes_after(line: TextLine, block: list[float]) -> bool:
+    """Whether ``line`` reads after a block of lines that it does not belong to."""
+    x0, y0, x1, _y1 = line_box(line)
+    below_in_its_column = x0 < block[2] and x1 > block[0] and y0 >= block[1]
+    next_column = x0 >= block[2] and y0 < block[3]
+    return below_in_its_column or next_column
+
+
+def merge_reading_order(
+    text_lines: Sequence[TextLine], blocks: Sequence[Sequence[TextLine]]
+) -> list[TextLine]:
+    """The text layer's lines with blocks of OCR lines (one per image region) put in place.
+
+    Every sequence keeps its own order. A block goes before the first line that reads after
+    it: the first one below its top in the same column (a Bates number at the foot of a scan,
+    the paragraph under a figure), or the first one of a column to its right that starts
+    above its bottom; with no such line it goes last. A stamp above a scan so comes first.
     """
-    heads = [0] * len(sequences)
-    merged: list[TextLine] = []
-    while True:
-        best = None
-        for index, sequence in enumerate(sequences):
-            if heads[index] < len(sequence):
-                top = line_box(sequence[heads[index]])[1]
-                if best is None or top < best[0]:
-                    best = (top, index)
-        if best is None:
-            return merged
-        index = best[1]
-        merged.append(sequences[index][heads[index]])
-        heads[index] += 1
+    merged = list(text_lines)
+    for block in blocks:
+        if not block:
+            continue
+        box = _block_box(block)
+        at = next(
+            (index for index, line in enumerate(merged) if _comes_after(line, box)), len(merged)
+        )
+        merged[at:at] = block
+    return merged
 
 
 def _groups(lines: list[TextLine], axis: int, min_gap: float) -> list[list[TextLine]]:
