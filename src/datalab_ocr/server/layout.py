@@ -32,10 +32,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RENDER_PIXELS = 25_000_000
-"""The most pixels a page (or image) is rendered to for OCR: 25 Mpx, about 100 MB of RGB.
+"""The most pixels a page (or image) is rendered to for OCR: 25 Mpx, 75 MB of RGB.
 
-A US Letter page at 144 dpi is 1.9 Mpx and an A0 poster 32 Mpx; larger pages are rendered at
-a lower resolution, so one worker stays well under 1 GB whatever the page size claims.
+At 144 dpi a US Letter page is 1.9 Mpx and an A0 poster 32 Mpx (so rendered at 127 dpi);
+larger pages get a lower resolution, so one worker stays well under 1 GB (352 MB measured)
+whatever size a page claims.
 """
 
 MIN_OCR_DPI = 50
