@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from datalab_ocr.server.layout import DEFAULT_MAX_RENDER_PIXELS
+
 __all__ = ["API_KEY_ENV", "DEFAULT_MAX_UPLOAD_BYTES", "ENGINES", "ServerConfig"]
 
 API_KEY_ENV = "DATALAB_SERVER_API_KEY"
@@ -31,7 +33,8 @@ class ServerConfig:
     ``processing`` for at least ``latency + page_latency * pages``; with ``engine="none"`` no
     OCR runs at all and each requested page comes back as one synthetic line, so load tests
     of thousands of jobs stay cheap. ``rate_limit_requests`` per ``rate_limit_window`` seconds
-    counts submits and polls alike, as the hosted API is assumed to.
+    counts submits and polls alike, as the hosted API is assumed to. Pages are rendered within
+    ``max_render_pixels`` (bigger pages at a lower resolution, down to ``layout.MIN_OCR_DPI``).
     """
 
     api_key: str | None = field(default=None, repr=False)  # never in a log line or traceback
@@ -45,6 +48,7 @@ class ServerConfig:
     rate_limit_window: float = 60.0
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = 100_000_000
+    max_render_pixels: int = DEFAULT_MAX_RENDER_PIXELS
     cache_size: int = 32
     render_scale: float = 2.0
     office_timeout: float = 120.0
@@ -60,6 +64,8 @@ class ServerConfig:
             raise ValueError("rate_limit_requests must be at least 1 (or None for no limit)")
         if self.rate_limit_window <= 0 or self.result_ttl <= 0:
             raise ValueError("rate_limit_window and result_ttl must be positive")
+        if self.max_render_pixels < 1_000_000:
+            raise ValueError("max_render_pixels must be at least 1000000 (a page at 100 dpi)")
         if self.latency < 0 or self.page_latency < 0:
             raise ValueError("latency and page_latency must not be negative")
 

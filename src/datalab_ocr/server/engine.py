@@ -6,9 +6,11 @@ some of those pages into page objects of the wire format. Splitting a document i
 of pages lets two workers share one long PDF, and keeps each call short so the pool can shut
 down without waiting for a 7,000-page document.
 
-PDF pages that carry a text layer give their lines from it (confidence 1.0); other pages are
-rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Coordinates are pixels of
-that rendering; images keep their own pixel size.
+PDF pages that carry a text layer give their lines from it (confidence 1.0), plus the OCR of
+their images that carry no text (a scan with a stamp), merged in reading order; other pages
+are rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Every rendering stays
+within ``max_render_pixels`` (a lower scale for huge pages; see :mod:`.layout`). Coordinates
+are pixels of that rendering; images keep their own pixel size.
 """
 
 from __future__ import annotations
@@ -19,10 +21,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from datalab_ocr._models import OCRPage, TextLine
 from datalab_ocr.server.formats import IMAGE, OFFICE, PDF
+from datalab_ocr.server.layout import (
+    DEFAULT_MAX_RENDER_PIXELS,
+    MIN_OCR_DPI,
+    MIN_REGION_LINE_CONFIDENCE,
+    fit_scale,
+    image_regions,
+    line_box,
+    merge_reading_order,
+    regions_to_ocr,
+    scale_lines,
+    shift_lines,
+)
 from datalab_ocr.server.office import OfficeConversionError, convert_to_pdf
 from datalab_ocr.server.textlayer import PageGeometry, has_text_layer, text_layer_lines
 
@@ -190,42 +204,134 @@ def _page(number: int, width: float, height: float, lines: list[TextLine]) -> di
     return page.model_dump(mode="json", exclude_none=True)
 
 
+def _too_coarse(number: int, width: float, height: float, max_pixels: int) -> DocumentError:
+    dpi = 72 * fit_scale(width, height, 1.0, max_pixels)
+    return DocumentError(
+        f"Page {number} is {width / 72:.0f} x {height / 72:.0f} inches: within this server's "
+        f"render limit of {max_pixels:,} pixels it would be read at {dpi:.0f} dpi, below the "
+        f"{MIN_OCR_DPI} dpi that OCR needs. Crop or scale the page down, or split it."
+    )
+
+
+def _render(
+    page: Any, number: int, scale: float, crop: tuple[float, float, float, float]
+) -> Image.Image:
+    import pypdfium2
+
+    try:
+        image: Image.Image = page.render(scale=scale, crop=crop).to_pil()
+    except (pypdfium2.PdfiumError, MemoryError) as exc:
+        raise DocumentError(f"Page {number} could not be rendered: {exc}") from None
+    return image
+
+
+def _ocr_regions(
+    page: Any,
+    number: int,
+    text_lines: list[TextLine],
+    geometry: PageGeometry,
+    size: tuple[int, int],
+    engine_name: str,
+) -> list[TextLine]:
+    """The text-layer lines plus the OCR of the page's images that carry no text layer."""
+    regions = [
+        (region, geometry.to_pixels((region.left, region.bottom, region.right, region.top)))
+        for region in image_regions(page)
+    ]
+    boxes = regions_to_ocr(regions, text_lines)
+    if not boxes:
+        return text_lines
+    scale = geometry.scale
+    if 72 * scale < MIN_OCR_DPI:
+        logger.warning("page too large to OCR its images at %d dpi or more", MIN_OCR_DPI)
+        return text_lines
+    width, height = size
+    blocks = []
+    for box in boxes:
+        x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+        x1, y1 = min(float(width), box[2]), min(float(height), box[3])
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        crop = (x0 / scale, (height - y1) / scale, (width - x1) / scale, y0 / scale)
+        image = _render(page, number, scale, crop)
+        # The text layer drawn over the image (the stamp itself) is already read: blank it,
+        # so OCR neither repeats it nor merges it with the scan's lines.
+        draw = ImageDraw.Draw(image)
+        for line in text_lines:
+            lx0, ly0, lx1, ly1 = line_box(line)
+            if lx1 > x0 and lx0 < x1 and ly1 > y0 and ly0 < y1:
+                blank = (lx0 - x0 - 1, ly0 - y0 - 1, lx1 - x0 + 1, ly1 - y0 + 1)
+                draw.rectangle(blank, fill="white")
+        found = _engine(engine_name).recognize(image, round(72 * scale))
+        kept = [
+            line
+            for line in found
+            if (line.confidence or 0.0) >= MIN_REGION_LINE_CONFIDENCE
+            and any(char.isalnum() for char in line.text)
+        ]
+        blocks.append(shift_lines(kept, x0, y0))
+    return merge_reading_order(text_lines, blocks)
+
+
+def _pdf_page(
+    page: Any, number: int, engine_name: str, scale: float, max_pixels: int
+) -> dict[str, Any]:
+    width, height = page.get_size()
+    # Pages render within a pixel budget: a 200-inch page at 144 dpi would need 3 GB.
+    scale = fit_scale(width, height, scale, max_pixels)
+    textpage = page.get_textpage()
+    try:
+        # Rotated pages go through OCR: the text layer's boxes are unrotated.
+        if page.get_rotation() == 0 and has_text_layer(textpage):
+            left, _bottom, _right, top = page.get_cropbox()
+            geometry = PageGeometry(left=left, top=top, scale=scale)
+            lines = text_layer_lines(textpage, geometry)
+            size = (round(width * scale), round(height * scale))
+            lines = _ocr_regions(page, number, lines, geometry, size, engine_name)
+        else:
+            if 72 * scale < MIN_OCR_DPI:
+                raise _too_coarse(number, width, height, max_pixels)
+            image = _render(page, number, scale, (0, 0, 0, 0))
+            lines = _engine(engine_name).recognize(image, round(72 * scale))
+            size = image.size
+    finally:
+        textpage.close()
+    return _page(number, float(size[0]), float(size[1]), lines)
+
+
 def _pdf_pages(
-    path: str, indices: list[int], engine_name: str, scale: float
+    path: str, indices: list[int], engine_name: str, scale: float, max_pixels: int
 ) -> list[dict[str, Any]]:
     pdf = _open_pdf(path)
-    dpi = round(72 * scale)
     pages = []
     try:
         for index in indices:
             page = pdf[index]
             try:
-                width, height = page.get_size()
-                textpage = page.get_textpage()
-                try:
-                    # Rotated pages go through OCR: the text layer's boxes are unrotated.
-                    if page.get_rotation() == 0 and has_text_layer(textpage):
-                        left, _bottom, _right, top = page.get_cropbox()
-                        geometry = PageGeometry(left=left, top=top, scale=scale)
-                        lines = text_layer_lines(textpage, geometry)
-                        size = (round(width * scale), round(height * scale))
-                    else:
-                        image = page.render(scale=scale).to_pil()
-                        engine = _engine(engine_name)
-                        lines = engine.recognize(image, dpi)
-                        size = image.size
-                finally:
-                    textpage.close()
+                pages.append(_pdf_page(page, index + 1, engine_name, scale, max_pixels))
             finally:
                 page.close()
-            pages.append(_page(index + 1, float(size[0]), float(size[1]), lines))
     finally:
         pdf.close()
     return pages
 
 
+def _recognize_within(
+    engine: OCREngine, frame: Image.Image, dpi: int, max_pixels: int
+) -> list[TextLine]:
+    """OCR of ``frame``, on a downscaled copy when it is over the render budget."""
+    pixels = frame.width * frame.height
+    if pixels <= max_pixels:
+        return engine.recognize(frame, dpi)
+    factor = fit_scale(frame.width, frame.height, 1.0, max_pixels)
+    size = (max(1, int(frame.width * factor)), max(1, int(frame.height * factor)))
+    small = frame.resize(size, Image.Resampling.LANCZOS)
+    lines = engine.recognize(small, max(1, round(dpi * factor)))
+    return scale_lines(lines, frame.width / size[0])
+
+
 def _image_pages(
-    path: str, indices: list[int], engine_name: str, max_pixels: int
+    path: str, indices: list[int], engine_name: str, max_pixels: int, max_render_pixels: int
 ) -> list[dict[str, Any]]:
     pages = []
     with _open_image(path, max_pixels) as image:
@@ -238,8 +344,7 @@ def _image_pages(
                 raise DocumentError(f"The image could not be decoded: {exc}") from None
             dpi_info = image.info.get("dpi", (0, 0))
             dpi = round(float(dpi_info[0])) if dpi_info and dpi_info[0] else 150
-            engine = _engine(engine_name)
-            lines = engine.recognize(frame, dpi)
+            lines = _recognize_within(_engine(engine_name), frame, dpi, max_render_pixels)
             pages.append(_page(index + 1, float(frame.width), float(frame.height), lines))
     return pages
 
@@ -251,10 +356,15 @@ def process_pages(
     engine: str,
     render_scale: float,
     max_image_pixels: int,
+    max_render_pixels: int = DEFAULT_MAX_RENDER_PIXELS,
 ) -> PagesResult:
-    """The page objects of the given 0-based pages; ``page`` is the 1-based original number."""
+    """The page objects of the given 0-based pages; ``page`` is the 1-based original number.
+
+    Pages are rendered (and large images OCRed) within ``max_render_pixels``: bigger pages at
+    a lower resolution, and a page that would fall below :data:`MIN_OCR_DPI` fails its job.
+    """
     if document.kind == PDF:
-        pages = _pdf_pages(document.path, indices, engine, render_scale)
+        pages = _pdf_pages(document.path, indices, engine, render_scale, max_render_pixels)
     else:
-        pages = _image_pages(document.path, indices, engine, max_image_pixels)
+        pages = _image_pages(document.path, indices, engine, max_image_pixels, max_render_pixels)
     return PagesResult(pages=pages, versions={**base_versions(), **engine_versions(engine)})

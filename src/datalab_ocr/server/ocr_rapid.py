@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image
 
 from datalab_ocr._models import TextLine
+from datalab_ocr.server.layout import order_lines
 
 __all__ = ["RapidEngine", "RapidOCRMissingError", "rapid_versions"]
 
@@ -48,7 +49,11 @@ class RapidEngine:
         self._ocr: Any = RapidOCR()
 
     def recognize(self, image: Image.Image, dpi: int) -> list[TextLine]:
-        """The text lines of ``image``; RapidOCR boxes are already four clockwise corners."""
+        """The text lines of ``image`` in reading order (columns whole, left to right).
+
+        RapidOCR finds each line on its own and sorts them by height alone, which pairs up
+        the rows of side-by-side columns; its boxes are already four clockwise corners.
+        """
         import numpy as np
 
         del dpi  # the detector works on pixels alone
@@ -66,4 +71,4 @@ class RapidEngine:
                     bbox=[min(xs), min(ys), max(xs), max(ys)],
                 )
             )
-        return lines
+        return order_lines(lines)

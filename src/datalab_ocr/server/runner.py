@@ -87,6 +87,13 @@ async def store_upload(upload: Any, *, limit: int) -> StoredUpload:
     )
 
 
+def _describe(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())
+    if len(detail) > 200:
+        detail = detail[:199] + "…"
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
 def _synthetic_page_count(path: Path, kind: str) -> int:
     # engine="none" skips the workers, so it cannot ask PDFium; counting page objects in the
     # raw bytes is close enough for load tests (compressed object streams undercount to 1).
@@ -157,12 +164,16 @@ class JobRunner:
         try:
             result = await self._result(upload, kind, options)
         except (DocumentError, WorkerCrashedError) as exc:
+            logger.info("job %s failed: %s", job.request_id, exc)
             result = OCRResult(status="complete", success=False, error=str(exc), page_count=0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.exception("job %s failed unexpectedly", job.request_id)
-            message = f"Internal error while processing the document: {type(exc).__name__}"
+            message = f"Internal error while processing the document: {_describe(exc)}"
+            # One line at the default level: the embedded server shares the user's terminal,
+            # where a traceback of a failure the job already reports helps nobody.
+            logger.error("job %s failed: %s", job.request_id, message)
+            logger.debug("traceback of job %s", job.request_id, exc_info=exc)
             result = OCRResult(status="complete", success=False, error=message, page_count=0)
         finally:
             upload.discard()
@@ -225,6 +236,7 @@ class JobRunner:
                     engine=config.engine,
                     render_scale=config.render_scale,
                     max_image_pixels=config.max_image_pixels,
+                    max_render_pixels=config.max_render_pixels,
                 )
                 for chunk in chunks
             ),
