@@ -1,0 +1,268 @@
+"""Stopping an async load early: quietly, at once, and without losing what was paid for.
+
+The reader's ``alazy_load_data`` and the loader's ``alazy_load`` hand over streams that a
+caller may leave after the first document: with ``contextlib.aclosing`` (what the README
+advises), with ``async with``, or with a bare ``break``. Each must stop the files still in
+flight, print nothing at shutdown, and leave the jobs already submitted in the result cache's
+ledger so the next load resumes them instead of paying again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from langchain_core.documents import Document as LangChainDocument
+from llama_index.core.schema import Document as LlamaDocument
+
+from datalab_ocr import AsyncDatalabClient, ResultCache
+from datalab_ocr.langchain import DatalabOCRLoader
+from datalab_ocr.llama_index import DatalabOCRReader
+from datalab_ocr.testing import FakeClock
+
+from .conftest import API_KEY, BASE, FakeDatalab, pdf_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = "quick.pdf"
+SLOW = [f"slow-{n}.pdf" for n in range(5)]
+
+Stream = AsyncIterator[LlamaDocument] | AsyncIterator[LangChainDocument]
+OpenStream = Callable[[AsyncDatalabClient, list[Path]], Stream]
+
+
+def reader_stream(client: AsyncDatalabClient, paths: list[Path]) -> Stream:
+    return DatalabOCRReader(async_client=client, concurrency=3).alazy_load_data(paths)
+
+
+def loader_stream(client: AsyncDatalabClient, paths: list[Path]) -> Stream:
+    return DatalabOCRLoader(paths, async_client=client, concurrency=3).alazy_load()
+
+
+STREAMS = pytest.mark.parametrize(
+    "open_stream", [reader_stream, loader_stream], ids=["reader", "loader"]
+)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> list[Path]:
+    """One file that completes at once, then five whose jobs stay in flight."""
+    made = []
+    for name in [QUICK, *SLOW]:
+        path = tmp_path / name
+        path.write_bytes(pdf_bytes(name))
+        made.append(path)
+    return made
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ResultCache:
+    return ResultCache(tmp_path / "cache.sqlite3")
+
+
+@contextlib.asynccontextmanager
+async def cached_client(
+    service: FakeDatalab, cache: ResultCache
+) -> AsyncIterator[AsyncDatalabClient]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(service.ahandle))
+    async with AsyncDatalabClient(
+        API_KEY, BASE, http_client=http, clock=FakeClock(), cache=cache
+    ) as client:
+        yield client
+    await http.aclose()
+
+
+async def first_document_then_close(stream: Stream) -> None:
+    async with contextlib.aclosing(stream) as documents:  # type: ignore[type-var]
+        async for _ in documents:
+            break
+
+
+@STREAMS
+@pytest.mark.anyio
+async def test_closing_the_stream_stops_every_request_at_once(
+    open_stream: OpenStream, paths: list[Path], service: FakeDatalab, cache: ResultCache
+) -> None:
+    service.stuck.update(SLOW)
+    async with cached_client(service, cache) as client:
+        await first_document_then_close(open_stream(client, paths))
+        sent = len(service.requests)
+        await asyncio.sleep(0.05)  # ten answers' worth of the fake service's time
+
+    assert len(service.requests) == sent  # no submit and no poll after the close
+    assert len(service.submitted_names) < len(paths)  # files not started were never sent
+
+
+@STREAMS
+@pytest.mark.anyio
+async def test_jobs_submitted_before_the_stop_are_resumed_not_paid_again(
+    open_stream: OpenStream, paths: list[Path], service: FakeDatalab, cache: ResultCache
+) -> None:
+    service.stuck.update(SLOW)
+    async with cached_client(service, cache) as client:
+        await first_document_then_close(open_stream(client, paths))
+    first_run = set(service.submitted_names) - {QUICK}
+    assert first_run  # some slow jobs were in flight when the stream was closed
+    assert cache.stats().pending_jobs == len(first_run)
+
+    service.stuck.clear()
+    service.requests.clear()
+    async with cached_client(service, cache) as client:
+        documents = [document async for document in open_stream(client, paths)]
+
+    assert not first_run & set(service.submitted_names)  # resumed by polling, not re-sent
+    assert len(documents) == 2 * len(paths)
+    assert cache.stats().pending_jobs == 0
+
+
+@STREAMS
+@pytest.mark.anyio
+async def test_async_with_closes_the_stream_like_aclosing(
+    open_stream: OpenStream, paths: list[Path], service: FakeDatalab, cache: ResultCache
+) -> None:
+    service.stuck.update(SLOW)
+    async with cached_client(service, cache) as client:
+        async with open_stream(client, paths) as documents:  # type: ignore[union-attr]
+            async for _ in documents:
+                break
+        sent = len(service.requests)
+        await asyncio.sleep(0.05)
+
+    assert len(service.requests) == sent
+
+
+@STREAMS
+@pytest.mark.anyio
+async def test_a_bare_break_stops_the_load_once_the_stream_is_dropped(
+    open_stream: OpenStream, paths: list[Path], service: FakeDatalab, cache: ResultCache
+) -> None:
+    service.stuck.update(SLOW)
+    async with cached_client(service, cache) as client:
+        async for _ in open_stream(client, paths):
+            break
+        # Dropped: the event loop finalizes the batch within a turn or two. A submit already
+        # under way may finish (and is recorded); nothing new starts.
+        await asyncio.sleep(0.02)
+        sent = len(service.requests)
+        await asyncio.sleep(0.05)
+
+    assert len(service.requests) == sent
+    submitted = set(service.submitted_names) - {QUICK}
+    assert cache.stats().pending_jobs == len(submitted)
+
+
+# A fresh interpreter, as a user's script: asyncio.run of a function that breaks out.
+
+_SCRIPT = """
+import asyncio, sys, tempfile
+from pathlib import Path
+
+import httpx
+
+from datalab_ocr import AsyncDatalabClient
+from datalab_ocr.langchain import DatalabOCRLoader
+from datalab_ocr.llama_index import DatalabOCRReader
+from datalab_ocr.testing import FakeClock
+from tests.integrations.conftest import API_KEY, BASE, FakeDatalab, pdf_bytes
+
+async def main(kind, closing):
+    folder = Path(tempfile.mkdtemp())
+    paths = []
+    for n in range(8):
+        path = folder / f"f{n}.pdf"
+        path.write_bytes(pdf_bytes(str(n)))
+        paths.append(path)
+    service = FakeDatalab()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(service.ahandle))
+    client = AsyncDatalabClient(API_KEY, BASE, http_client=http, clock=FakeClock(), cache=False)
+    if kind == "reader":
+        stream = DatalabOCRReader(async_client=client, concurrency=3).alazy_load_data(paths)
+    else:
+        stream = DatalabOCRLoader(paths, async_client=client, concurrency=3).alazy_load()
+    if closing:
+        import contextlib
+        async with contextlib.aclosing(stream) as documents:
+            async for document in documents:
+                break
+    else:
+        async for document in stream:
+            break
+
+for kind in ("reader", "loader"):
+    for closing in (False, True):
+        asyncio.run(main(kind, closing))
+"""
+
+
+def test_leaving_the_stream_early_prints_nothing_at_shutdown() -> None:
+    # One interpreter for the four cases (reader and loader, bare break and aclosing): each
+    # asyncio.run shuts its loop down, which is where the noise used to come from.
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+_LOCAL_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+
+from datalab_ocr import ResultCache
+from datalab_ocr.llama_index import DatalabOCRReader
+from datalab_ocr.server import LocalServer, ServerConfig
+
+folder = Path(sys.argv[1])
+files = sorted(folder.glob("*.pdf"))
+
+async def main(base_url: str) -> None:
+    reader = DatalabOCRReader(base_url=base_url, concurrency=2)
+    async for document in reader.alazy_load_data(files):
+        break
+    await reader.aclose()
+
+if __name__ == "__main__":
+    # The first job is quick, every other one takes a while: those are in flight at the break.
+    with LocalServer(ServerConfig(engine="none", workers=1, page_latency=0.4)) as server:
+        asyncio.run(main(server.base_url))
+    print(ResultCache().stats().pending_jobs)
+"""
+
+
+@pytest.mark.slow
+def test_a_break_against_the_real_local_server_is_quiet_and_recorded(tmp_path: Path) -> None:
+    script = tmp_path / "early_stop.py"
+    script.write_text(_LOCAL_SCRIPT)
+    sample = (ROOT / "examples" / "data" / "saltmarsh-observatory.pdf").read_bytes()
+    for n in range(4):
+        # The same document under different content (a trailing comment), so no job is a
+        # duplicate of another.
+        (tmp_path / f"doc{n}.pdf").write_bytes(sample + f"% copy {n}\n".encode())
+    env = {
+        **os.environ,
+        "DATALAB_OCR_CACHE": "on",
+        "DATALAB_OCR_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script), str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert int(done.stdout.strip()) >= 1  # the job in flight at the break is in the ledger
