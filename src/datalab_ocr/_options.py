@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ class OCROptions:
                 "langs is deprecated and ignored by the Datalab OCR service; it is sent only "
                 "for compatibility and can be left out",
                 DeprecationWarning,
-                stacklevel=3,
+                stacklevel=_stacklevel_outside_package(),
             )
             langs = langs if isinstance(langs, str) else ",".join(langs)
         return cls(max_pages=max_pages, page_range=pages, skip_cache=skip_cache, langs=langs)
@@ -63,6 +65,26 @@ class OCROptions:
         if self.langs is not None:
             fields["langs"] = self.langs
         return fields
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _stacklevel_outside_package() -> int:
+    """The ``stacklevel`` that makes a warning point at the caller's own line.
+
+    Counted from the function that calls this one (level 1) to the first frame outside
+    this package: the entry points reach the warning through different depths (a method, a
+    generator, a comprehension), so no fixed number is right for all of them.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 @dataclass(frozen=True, slots=True)
