@@ -31,7 +31,7 @@ from ._exceptions import (
 )
 from ._inputs import Upload
 from ._models import OCRPage, OCRResult, SubmitResponse
-from ._options import OCRJob, OCROptions
+from ._options import OCRJob, OCROptions, check_pages
 from ._planner import PollPlanner
 from ._policies import (
     PollPolicy,
@@ -147,6 +147,7 @@ def submit_job(
     deadline: float | None = None,
 ) -> Flow[OCRJob]:
     """Upload a file and return the handle of the job the service started."""
+    check_pages(options, upload)  # a selection outside the file is refused before upload
     context = _Context(filename=upload.display_name)
     request = Send(
         "POST", settings.url(), action="submit", upload=upload, form=options.form_fields()

@@ -46,3 +46,16 @@ def test_local_without_the_server_extra_speaks_of_the_option(tmp_path: Path) -> 
     assert "--local needs the local server" in done.stderr
     assert "pip install 'datalab-ocr[server]'" in done.stderr
     assert "local=True" not in done.stderr
+
+
+def test_a_page_range_past_the_end_of_the_file_is_not_uploaded(
+    cli: CLI, server: LocalServer, tmp_path: Path
+) -> None:
+    document = write_pdf(tmp_path / "three.pdf", 3)
+
+    run = cli("ocr", document, "--base-url", server.base_url, "--page-range", "7")
+
+    assert run.code == 1
+    assert "page_range '7' selects no page of" in run.err
+    assert "which has 3 pages (0-based: 0-2); nothing was uploaded" in run.err
+    assert stats(server)["submits"] == 0
