@@ -192,8 +192,9 @@ class Upload:
     def page_count(self) -> int | None:
         """The pages of a PDF, when they can be counted without a PDF parser; else None.
 
-        None for other file types, and for PDFs with compressed object streams, whose page
-        objects cannot be seen (see :mod:`._pdf`).
+        Never lower than the true count (a page rewritten by an incremental update may count
+        twice). None for other file types, and for PDFs with compressed object streams,
+        whose page objects cannot be seen (see :mod:`._pdf`).
         """
         return self._scan[1].pages if self.kind is PDF else None
 

@@ -2,9 +2,10 @@
 
 Neither needs a PDF parser. A PDF ends with an ``%%EOF`` marker (one per revision when it was
 updated in place); a download cut short loses the last one. Pages are
-counted as page objects (``/Type /Page``), which is exact unless the file keeps objects in
-compressed object streams (PDF 1.5+), where they cannot be seen without inflating them: then
-the count is unknown rather than guessed low.
+counted as page objects (``/Type /Page``). That count is never too low, which is what a
+refusal needs: a page rewritten by an update counts twice, but none is missed, unless the
+file keeps objects in compressed object streams (PDF 1.5+), where they cannot be seen without
+inflating them; then the count is unknown rather than guessed.
 """
 
 from __future__ import annotations
