@@ -15,11 +15,10 @@ import json
 import logging
 import re
 import uuid
-from collections import deque
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
@@ -30,12 +29,14 @@ from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
 from ._page_range import PageRange, format_page_range
 from ._policies import PollPolicy, RetryPolicy
+from ._streams import DocumentStream, RecordStream
 
 __all__ = [
     "GEOMETRY_KEY",
     "VERSION_PREFIX",
     "ClientSettings",
     "DocumentStream",
+    "FileRecords",
     "LoadOptions",
     "Mode",
     "PageRecord",
@@ -449,6 +450,12 @@ def iter_records(
         batch.close()
 
 
+Take = Callable[[BatchItem], Iterator[tuple[int, list[PageRecord]]]]
+
+FileRecords = RecordStream[tuple[int, list[PageRecord]]]
+"""Each file's position in the input and its records, as files complete."""
+
+
 def aiter_records(
     client: AsyncDatalabClient,
     sources: Sequence[SourceFile],
@@ -459,175 +466,15 @@ def aiter_records(
     show_progress: bool = False,
     failures: list[BatchItem] | None = None,
     ordered: bool = False,
-) -> RecordStream:
+) -> FileRecords:
     """The async twin of :func:`iter_records`, on the async client's batch API; by default
     in completion order, so each file streams as soon as it is done.
 
     Nothing runs until the first ``async for`` step. Close the stream to stop early (see
-    :class:`RecordStream`)."""
-    return RecordStream(
-        client,
-        sources,
-        options,
-        concurrency=concurrency,
-        errors=errors,
-        show_progress=show_progress,
-        failures=failures,
-        ordered=ordered,
-    )
+    :class:`~._streams.RecordStream`)."""
 
+    def start() -> tuple[AsyncGenerator[BatchItem, None], Take]:
+        load = _Load(sources, options, errors, failures, ordered)
+        return client.iter_batch(**load.batch_arguments(concurrency, show_progress)), load.take
 
-class RecordStream:
-    """``(position, records)`` per file as files complete: an async iterator, to use once.
-
-    Closing it (``await stream.aclose()``, ``contextlib.aclosing``) stops the load at once:
-    files not yet started are never submitted, polls in flight are cancelled, and jobs
-    already submitted stay recorded in the result cache's ledger, so the next load resumes
-    them instead of paying again.
-
-    It is a plain object over the client's batch generator rather than an async generator
-    itself: asyncio finalizes abandoned async generators one by one in no set order, and a
-    chain of them (an outer one closing an inner one that asyncio is closing too) fails at
-    shutdown with "aclose(): asynchronous generator is already running". With a single
-    generator underneath, a bare ``break`` is cleaned up quietly when the stream is dropped.
-    """
-
-    def __init__(
-        self,
-        client: AsyncDatalabClient,
-        sources: Sequence[SourceFile],
-        options: LoadOptions,
-        *,
-        concurrency: int,
-        errors: ErrorPolicy,
-        show_progress: bool,
-        failures: list[BatchItem] | None,
-        ordered: bool,
-    ) -> None:
-        self._client = client
-        self._sources = sources
-        self._options = options
-        self._concurrency = concurrency
-        self._errors: ErrorPolicy = errors
-        self._show_progress = show_progress
-        self._failures = failures
-        self._ordered = ordered
-        self._load: _Load | None = None
-        self._batch: AsyncGenerator[BatchItem, None] | None = None
-        self._ready: deque[tuple[int, list[PageRecord]]] = deque()
-        self._finished = False
-
-    def __aiter__(self) -> RecordStream:
-        return self
-
-    async def __anext__(self) -> tuple[int, list[PageRecord]]:
-        while not self._ready:
-            if self._finished:
-                raise StopAsyncIteration
-            if self._batch is None:
-                self._start()
-                continue
-            await self._pull(self._batch)
-        return self._ready.popleft()
-
-    def _start(self) -> None:
-        # Marked finished first: a file refused with errors="raise" ends the stream for good.
-        self._finished = True
-        load = _Load(self._sources, self._options, self._errors, self._failures, self._ordered)
-        self._load = load
-        self._batch = self._client.iter_batch(
-            **load.batch_arguments(self._concurrency, self._show_progress)
-        )
-        self._finished = False
-
-    async def _pull(self, batch: AsyncGenerator[BatchItem, None]) -> None:
-        assert self._load is not None
-        try:
-            item = await batch.__anext__()
-            self._ready.extend(self._load.take(item))
-        except StopAsyncIteration:
-            self._finished = True
-        except BaseException:
-            # An error under errors="raise", a bug, or the caller's task being cancelled:
-            # stop whatever is still in flight before the error goes on.
-            await self.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        """Stop the load: cancel the files in flight; submitted jobs stay in the ledger."""
-        self._finished = True
-        self._ready.clear()
-        batch, self._batch = self._batch, None
-        if batch is not None:
-            await batch.aclose()
-
-    async def __aenter__(self) -> RecordStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-D = TypeVar("D")
-
-
-class DocumentStream(Generic[D]):
-    """Documents of many files, each file's as soon as it completes; use it once.
-
-    ``async for document in stream`` streams them; ``await stream`` returns them all in a
-    list. To stop early, close it: ``await stream.aclose()``, ``async with
-    contextlib.aclosing(stream)``, or ``async with stream``. Files not yet started are then
-    never submitted, polls in flight are cancelled, and jobs already submitted stay recorded
-    in the result cache, so the next load resumes them instead of paying again. A bare
-    ``break`` does the same once the stream is dropped, and prints nothing at shutdown.
-    """
-
-    def __init__(
-        self, opener: Callable[[], tuple[RecordStream, Callable[[int, list[PageRecord]], list[D]]]]
-    ) -> None:
-        self._opener = opener
-        self._records: RecordStream | None = None
-        self._convert: Callable[[int, list[PageRecord]], list[D]] | None = None
-        self._ready: deque[D] = deque()
-        self._closed = False
-
-    def __aiter__(self) -> DocumentStream[D]:
-        return self
-
-    async def __anext__(self) -> D:
-        while not self._ready:
-            if self._closed:
-                raise StopAsyncIteration
-            if self._records is None:
-                # Opening reads the settings and the files; nothing runs before iteration.
-                self._closed = True
-                self._records, self._convert = self._opener()
-                self._closed = False
-            assert self._convert is not None
-            try:
-                position, records = await self._records.__anext__()
-            except StopAsyncIteration:
-                self._closed = True
-                raise
-            self._ready.extend(self._convert(position, records))
-        return self._ready.popleft()
-
-    async def aclose(self) -> None:
-        """Stop the load: cancel the files in flight; submitted jobs stay in the ledger."""
-        self._closed = True
-        self._ready.clear()
-        if self._records is not None:
-            await self._records.aclose()
-
-    async def __aenter__(self) -> DocumentStream[D]:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __await__(self) -> Generator[Any, None, list[D]]:
-        return self._collect().__await__()
-
-    async def _collect(self) -> list[D]:
-        async with self:
-            return [document async for document in self]
+    return RecordStream(start)

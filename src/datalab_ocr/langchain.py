@@ -35,10 +35,10 @@ from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
     DocumentStream,
+    FileRecords,
     LoadOptions,
     Mode,
     PageRecord,
-    RecordStream,
     SourceFile,
     aiter_records,
     iter_records,
@@ -164,11 +164,12 @@ class DatalabOCRParser(BaseBlobParser):
 
     def _open_stream(
         self, blobs: Sequence[Blob]
-    ) -> tuple[RecordStream, Callable[[int, list[PageRecord]], list[Document]]]:
+    ) -> tuple[FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]]:
         sources = [_source_file(blob) for blob in blobs]
         records = aiter_records(self._async(), sources, **self._load_arguments())
 
-        def convert(position: int, file_records: list[PageRecord]) -> list[Document]:
+        def convert(file: tuple[int, list[PageRecord]]) -> list[Document]:
+            position, file_records = file
             metadata = blobs[position].metadata
             return [_to_document(record, sources[position], metadata) for record in file_records]
 
@@ -304,7 +305,9 @@ class DatalabOCRLoader(BaseLoader):
         are resumed by the next load; a bare ``break`` does the same once it is dropped.
         """
 
-        def opener() -> tuple[RecordStream, Callable[[int, list[PageRecord]], list[Document]]]:
+        def opener() -> tuple[
+            FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]
+        ]:
             # The directory is read when the stream starts, as a generator would.
             blobs = [Blob.from_path(path) for path in self._paths()]
             return self.parser._open_stream(blobs)

@@ -34,10 +34,10 @@ from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
     DocumentStream,
+    FileRecords,
     LoadOptions,
     Mode,
     PageRecord,
-    RecordStream,
     SourceFile,
     aiter_records,
     hidden_keys,
@@ -186,7 +186,7 @@ class DatalabOCRReader(BasePydanticReader):
         by_position: dict[int, list[Document]] = {}
         async with records:
             async for position, file_records in records:
-                by_position[position] = convert(position, file_records)
+                by_position[position] = convert((position, file_records))
         return [document for position in sorted(by_position) for document in by_position[position]]
 
     def alazy_load_data(  # type: ignore[override]
@@ -222,11 +222,12 @@ class DatalabOCRReader(BasePydanticReader):
 
     def _open_stream(
         self, paths: list[FilePath], extra_info: dict[str, Any] | None, fs: Any
-    ) -> tuple[RecordStream, Callable[[int, list[PageRecord]], list[Document]]]:
+    ) -> tuple[FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]]:
         sources = [_source_file(path, fs) for path in paths]
         records = aiter_records(self._async(), sources, **self._load_arguments())
 
-        def convert(position: int, file_records: list[PageRecord]) -> list[Document]:
+        def convert(file: tuple[int, list[PageRecord]]) -> list[Document]:
+            position, file_records = file
             return [_to_document(record, sources[position], extra_info) for record in file_records]
 
         return records, convert
