@@ -14,7 +14,8 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ import pytest
 from langchain_core.documents import Document as LangChainDocument
 from llama_index.core.schema import Document as LlamaDocument
 
-from datalab_ocr import AsyncDatalabClient, ResultCache
+from datalab_ocr import AsyncDatalabClient, DatalabClient, ResultCache
 from datalab_ocr.langchain import DatalabOCRLoader
 from datalab_ocr.llama_index import DatalabOCRReader
 from datalab_ocr.testing import FakeClock
@@ -48,6 +49,39 @@ def loader_stream(client: AsyncDatalabClient, paths: list[Path]) -> Stream:
 STREAMS = pytest.mark.parametrize(
     "open_stream", [reader_stream, loader_stream], ids=["reader", "loader"]
 )
+
+
+class SlowStart(FakeDatalab):
+    """Answers the quick file's polls only once three files were submitted, so that jobs
+    are surely in flight when the quick file's documents arrive (up to 2 s of real time)."""
+
+    def _others_started(self) -> bool:
+        return len(self.submitted_names) >= 3
+
+    def _is_quick_poll(self, request: httpx.Request) -> bool:
+        job = self.jobs.get(request.url.path.rsplit("/", 1)[-1])
+        return request.method == "GET" and job is not None and job["filename"] == QUICK
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + 2.0
+        while self._is_quick_poll(request) and not self._others_started():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        return super().handle(request)
+
+    async def ahandle(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + 2.0
+        while self._is_quick_poll(request) and not self._others_started():
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        return await super().ahandle(request)
+
+
+@pytest.fixture
+def service() -> FakeDatalab:
+    return SlowStart()
 
 
 @pytest.fixture
@@ -266,3 +300,27 @@ def test_a_break_against_the_real_local_server_is_quiet_and_recorded(tmp_path: P
 
     assert (done.returncode, done.stderr) == (0, "")
     assert int(done.stdout.strip()) >= 1  # the job in flight at the break is in the ledger
+
+
+# The sync streams are generators: close() (or contextlib.closing) stops them the same way.
+
+
+def test_closing_a_sync_stream_stops_the_load_and_keeps_submitted_jobs(
+    paths: list[Path], service: FakeDatalab, cache: ResultCache
+) -> None:
+    service.stuck.update(SLOW)
+    http = httpx.Client(transport=httpx.MockTransport(service.handle))
+    with DatalabClient(API_KEY, BASE, http_client=http, clock=FakeClock(), cache=cache) as client:
+        reader = DatalabOCRReader(client=client, concurrency=3)
+        documents = reader.lazy_load_data(paths)
+        assert isinstance(documents, Generator)  # closable, as every sync stream here
+        with contextlib.closing(documents):
+            next(documents)
+        time.sleep(0.05)  # a request under way when the stream closed may still finish
+        sent = len(service.requests)
+        time.sleep(0.05)
+
+        assert len(service.requests) == sent
+        submitted = set(service.submitted_names) - {QUICK}
+        assert submitted
+        assert cache.stats().pending_jobs == len(submitted)
