@@ -36,6 +36,11 @@ class _AboveBars:
     def flush(self) -> None:
         self.stream.flush()
 
+    def __getattr__(self, name: str) -> object:
+        # Anything else (isatty, encoding, fileno) as the real stream has it, for handlers
+        # and formatters that look (colour handlers ask isatty).
+        return getattr(self.stream, name)
+
 
 @contextmanager
 def logging_above_bars() -> Iterator[None]:
