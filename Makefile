@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint typecheck unit bench record clean
 
 $(STAMP): pyproject.toml
+	@echo "make: creating $(VENV) and installing datalab-ocr with its dev extras (about a minute, once)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

@@ -162,15 +162,20 @@ class AsyncDatalabClient(_BaseClient):
                 except Exception as error:  # a bug, not a file's failure: hand it over
                     await done.put(error)
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
+        workers: list[asyncio.Task[None]] = []
         completed: list[BatchItem] = []
         counts = {"pages": 0, "failed": 0}
         with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
             try:
+                # Refused files first, before any upload starts: a caller that stops at the
+                # first of them has sent nothing.
                 for item in refused:
                     note_progress(bar, item, counts)
                     if _settle(item, policy, completed):
                         yield item
+                workers.extend(
+                    asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))
+                )
                 for _ in todo:
                     outcome = await done.get()
                     if isinstance(outcome, BaseException):

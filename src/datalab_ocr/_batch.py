@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from ._flow import Flow, FlowSettings, Sleep, run_ocr, submit_job, wait_for_job
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import OCRResult
 from ._options import OCROptions
+from ._progress import logging_above_bars
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -260,9 +262,16 @@ def _store(cache: ResultCache, key: str, result: OCRResult) -> None:
         cache.forget_job(key)
 
 
-def progress_bar(total: int, enabled: bool, description: str) -> Any:
-    """A progress bar over files, with pages and failures shown beside it."""
-    return tqdm(total=total, unit="file", desc=description, disable=not enabled, leave=True)
+@contextmanager
+def progress_bar(total: int, enabled: bool, description: str) -> Iterator[Any]:
+    """A progress bar over files, with pages and failures shown beside it; while it is
+    shown, console log lines are written above it instead of across it."""
+    with tqdm(total=total, unit="file", desc=description, disable=not enabled, leave=True) as bar:
+        if not enabled:
+            yield bar
+            return
+        with logging_above_bars():
+            yield bar
 
 
 def note_progress(bar: Any, item: BatchItem, counts: dict[str, int]) -> None:

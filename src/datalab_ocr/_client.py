@@ -175,14 +175,16 @@ class DatalabClient(_BaseClient):
         counts = {"pages": 0, "failed": 0}
         with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
             try:
-                futures: list[Future[BatchItem]] = [
-                    pool.submit(self._batch_one, index, name, upload, options, stop)
-                    for index, name, upload in todo
-                ]
+                # Refused files first, before any upload starts: a caller that stops at the
+                # first of them has sent nothing.
                 for item in refused:
                     note_progress(bar, item, counts)
                     if _settle(item, policy, completed):
                         yield item
+                futures: list[Future[BatchItem]] = [
+                    pool.submit(self._batch_one, index, name, upload, options, stop)
+                    for index, name, upload in todo
+                ]
                 for future in as_completed(futures):
                     item = future.result()
                     note_progress(bar, item, counts)

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any, Literal
@@ -29,14 +29,18 @@ from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
 from ._page_range import PageRange, format_page_range
 from ._policies import PollPolicy, RetryPolicy
+from ._streams import DocumentStream, RecordStream
 
 __all__ = [
     "GEOMETRY_KEY",
     "VERSION_PREFIX",
     "ClientSettings",
+    "DocumentStream",
+    "FileRecords",
     "LoadOptions",
     "Mode",
     "PageRecord",
+    "RecordStream",
     "Scalar",
     "SourceFile",
     "aiter_records",
@@ -446,7 +450,13 @@ def iter_records(
         batch.close()
 
 
-async def aiter_records(
+Take = Callable[[BatchItem], Iterator[tuple[int, list[PageRecord]]]]
+
+FileRecords = RecordStream[tuple[int, list[PageRecord]]]
+"""Each file's position in the input and its records, as files complete."""
+
+
+def aiter_records(
     client: AsyncDatalabClient,
     sources: Sequence[SourceFile],
     options: LoadOptions,
@@ -456,14 +466,15 @@ async def aiter_records(
     show_progress: bool = False,
     failures: list[BatchItem] | None = None,
     ordered: bool = False,
-) -> AsyncIterator[tuple[int, list[PageRecord]]]:
+) -> FileRecords:
     """The async twin of :func:`iter_records`, on the async client's batch API; by default
-    in completion order, so each file streams as soon as it is done."""
-    load = _Load(sources, options, errors, failures, ordered)
-    batch = client.iter_batch(**load.batch_arguments(concurrency, show_progress))
-    try:
-        async for item in batch:
-            for ready in load.take(item):
-                yield ready
-    finally:
-        await batch.aclose()
+    in completion order, so each file streams as soon as it is done.
+
+    Nothing runs until the first ``async for`` step. Close the stream to stop early (see
+    :class:`~._streams.RecordStream`)."""
+
+    def start() -> tuple[AsyncGenerator[BatchItem, None], Take]:
+        load = _Load(sources, options, errors, failures, ordered)
+        return client.iter_batch(**load.batch_arguments(concurrency, show_progress)), load.take
+
+    return RecordStream(start)

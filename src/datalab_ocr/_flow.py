@@ -31,9 +31,15 @@ from ._exceptions import (
 )
 from ._inputs import Upload
 from ._models import OCRPage, OCRResult, SubmitResponse
-from ._options import OCRJob, OCROptions
+from ._options import OCRJob, OCROptions, check_pages
 from ._planner import PollPlanner
-from ._policies import PollPolicy, RetryPolicy, is_retryable_status, parse_retry_after
+from ._policies import (
+    PollPolicy,
+    RetryPolicy,
+    is_name_resolution_error,
+    is_retryable_status,
+    parse_retry_after,
+)
 from ._ratelimit import RateLimiter
 
 __all__ = [
@@ -141,6 +147,7 @@ def submit_job(
     deadline: float | None = None,
 ) -> Flow[OCRJob]:
     """Upload a file and return the handle of the job the service started."""
+    check_pages(options, upload)  # a selection outside the file is refused before upload
     context = _Context(filename=upload.display_name)
     request = Send(
         "POST", settings.url(), action="submit", upload=upload, form=options.form_fields()
@@ -433,7 +440,7 @@ def _exchange(
             retryable = request.action != "submit" or retry.retry_unsure_submits
         elif isinstance(outcome, httpx.TransportError):
             error = _connection_error(outcome, request, context)
-            retryable = (
+            retryable = not is_name_resolution_error(outcome) and (
                 request.action != "submit"
                 or retry.retry_unsure_submits
                 or _surely_not_received(outcome)
@@ -491,9 +498,15 @@ def _connection_error(
     kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
     what = "timed out" if kind is APITimeoutError else "got no answer"
     detail = str(error) or type(error).__name__
+    host = httpx.URL(request.url).host
+    message = f"{request.action} to {host} {what} ({type(error).__name__}: {detail})"
+    if is_name_resolution_error(error):
+        message = (
+            f"{request.action} failed: the host name {host!r} does not resolve ({detail}); "
+            f"check the base URL (base_url or DATALAB_BASE_URL) and the network connection"
+        )
     result = kind(
-        f"{request.action} to {httpx.URL(request.url).host} {what} ({type(error).__name__}: "
-        f"{detail})",
+        message,
         filename=context.filename,
         request_id=context.request_id,
         check_url=context.check_url,

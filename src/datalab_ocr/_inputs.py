@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 from typing import IO, BinaryIO, Union
 
 from ._exceptions import InvalidInputError
+from ._pdf import TAIL_BYTES, PageCounter, truncation_problem
 
 __all__ = ["MAX_FILE_BYTES", "FileInput", "FileKind", "Upload", "prepare_upload", "sniff_kind"]
 
@@ -33,7 +34,6 @@ FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[byte
 
 _HEAD_BYTES = 8192
 _PDF_HEADER = re.compile(rb"%PDF-\d\.\d")
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 _CHUNK = 1024 * 1024
 
 
@@ -177,7 +177,7 @@ class Upload:
         return io.BytesIO(self.data)
 
     def sha256(self) -> str:
-        """The SHA-256 of the content (read once, with :attr:`page_hint`, then remembered)."""
+        """The SHA-256 of the content (read once, with the page count, then remembered)."""
         return self._scan[0]
 
     @property
@@ -186,7 +186,17 @@ class Upload:
 
         Page objects inside compressed object streams are not seen; then the guess is 1.
         """
-        return self._scan[1] if self.kind is PDF else 1
+        return self._scan[1].hint if self.kind is PDF else 1
+
+    @property
+    def page_count(self) -> int | None:
+        """The pages of a PDF, when they can be counted without a PDF parser; else None.
+
+        Never lower than the true count (a page rewritten by an incremental update may count
+        twice). None for other file types, and for PDFs with compressed object streams,
+        whose page objects cannot be seen (see :mod:`._pdf`).
+        """
+        return self._scan[1].pages if self.kind is PDF else None
 
     def scan(self) -> None:
         """Read the content now (hash and page count), so later calls do not read it.
@@ -197,28 +207,22 @@ class Upload:
         _ = self._scan
 
     @cached_property
-    def _scan(self) -> tuple[str, int]:
+    def _scan(self) -> tuple[str, PageCounter]:
         digest = hashlib.sha256()
+        counter = PageCounter()
         count_pages = self.kind is PDF
-        count, tail = 0, b""
         with self.open() as stream:
             try:
                 while chunk := stream.read(_CHUNK):
                     digest.update(chunk)
                     if count_pages:
-                        data = tail + chunk
-                        count += len(_PDF_PAGE.findall(data))
-                        # Keep a short tail so a marker split across chunks is still seen;
-                        # one wholly inside the tail was counted already, so drop it then.
-                        tail = data[-16:]
-                        if _PDF_PAGE.search(tail):
-                            tail = b""
+                        counter.feed(chunk)
             except OSError as error:
                 raise InvalidInputError(
                     f"{self.display_name} could not be read to the end: {error.strerror or error}",
                     filename=self.display_name,
                 ) from error
-        return digest.hexdigest(), max(1, count)
+        return digest.hexdigest(), counter
 
 
 def prepare_upload(file: FileInput, filename: str | None = None) -> Upload:
@@ -341,7 +345,24 @@ def _check_content(
             f"{_SUPPORTED_TEXT}",
             filename=shown,
         )
+    if kind is PDF:
+        _check_pdf_end(shown, size, open_whole)
     return kind
+
+
+def _check_pdf_end(shown: str, size: int, open_whole: Callable[[], BinaryIO]) -> None:
+    """Refuse a PDF that looks cut short (a broken download) before it is uploaded."""
+    try:
+        with open_whole() as stream:
+            stream.seek(max(0, size - TAIL_BYTES))
+            tail = stream.read(TAIL_BYTES)
+    except OSError as error:
+        raise InvalidInputError(
+            f"{shown} cannot be read: {error.strerror or error}", filename=shown
+        ) from error
+    problem = truncation_problem(tail)
+    if problem is not None:
+        raise InvalidInputError(f"{shown} is not a whole PDF: it {problem}", filename=shown)
 
 
 def _printable(name: str) -> str:

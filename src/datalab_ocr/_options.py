@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._exceptions import InvalidInputError
+from ._inputs import Upload
 from ._page_range import PageRange, format_page_range, parse_page_range
 
-__all__ = ["OCRJob", "OCROptions"]
+__all__ = ["OCRJob", "OCROptions", "check_pages"]
+
+logger = logging.getLogger("datalab_ocr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,7 @@ class OCROptions:
                 "langs is deprecated and ignored by the Datalab OCR service; it is sent only "
                 "for compatibility and can be left out",
                 DeprecationWarning,
-                stacklevel=3,
+                stacklevel=_stacklevel_outside_package(),
             )
             langs = langs if isinstance(langs, str) else ",".join(langs)
         return cls(max_pages=max_pages, page_range=pages, skip_cache=skip_cache, langs=langs)
@@ -63,6 +69,65 @@ class OCROptions:
         if self.langs is not None:
             fields["langs"] = self.langs
         return fields
+
+
+def check_pages(options: OCROptions, upload: Upload) -> None:
+    """Check ``page_range`` against the file's pages, where they are known before upload.
+
+    A selection with no page of the file is refused (it would be uploaded, paid for, and
+    then fail); pages past the end are dropped by the service, so they only get a warning.
+    The count is known for PDFs whose page objects can be seen (:attr:`Upload.page_count`);
+    otherwise nothing is checked and the service decides.
+    """
+    if options.page_range is None:
+        return
+    count = upload.page_count
+    if count is None:
+        return
+    selection = format_page_range(options.page_range)
+    pages = f"{count} page{'s' if count != 1 else ''} (0-based: {_span(count)})"
+    inside = [page for page in options.page_range if page < count]
+    if not inside:
+        raise InvalidInputError(
+            f"page_range {selection!r} selects no page of {upload.display_name}, which has "
+            f"{pages}; nothing was uploaded",
+            filename=upload.display_name,
+        )
+    past = [page for page in options.page_range if page >= count]
+    if past:
+        logger.warning(
+            "page_range %r asks for pages %s past the end of %s, which has %s; only %s will be "
+            "OCRed",
+            selection,
+            format_page_range(past),
+            upload.display_name,
+            pages,
+            format_page_range(inside),
+        )
+
+
+def _span(count: int) -> str:
+    return "0" if count == 1 else f"0-{count - 1}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _stacklevel_outside_package() -> int:
+    """The ``stacklevel`` that makes a warning point at the caller's own line.
+
+    Counted from the function that calls this one (level 1) to the first frame outside
+    this package: the entry points reach the warning through different depths (a method, a
+    generator, a comprehension), so no fixed number is right for all of them.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import socket
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -13,6 +14,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "PollPolicy",
     "RetryPolicy",
+    "is_name_resolution_error",
     "is_retryable_status",
     "parse_retry_after",
 ]
@@ -29,6 +31,24 @@ def is_retryable_status(status_code: int) -> bool:
     would be refused the same way.
     """
     return status_code in RETRYABLE_STATUSES or status_code >= 500
+
+
+def is_name_resolution_error(error: BaseException) -> bool:
+    """Whether ``error`` (an httpx connection error) comes from a host name that did not
+    resolve.
+
+    Such a request is not retried: a name that is unknown now is almost always a typo in the
+    base URL or a machine without a network, and backing off for fifteen seconds only hides
+    that. httpx keeps the resolver's ``socket.gaierror`` in the chain of causes.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, socket.gaierror):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

@@ -280,6 +280,12 @@ def _open_client(args: argparse.Namespace) -> DatalabClient:
                 f"no {API_KEY_ENV} set and the embedded local server is not installed: set "
                 f"{API_KEY_ENV} for the hosted API, or pip install 'datalab-ocr[server]'"
             ) from error
+        if args.local:
+            # The library's message speaks of local=True; the user typed --local.
+            raise UsageError(
+                "--local needs the local server, which is an extra: "
+                "pip install 'datalab-ocr[server]'"
+            ) from error
         raise UsageError(str(error)) from error
     if local:
         # Files go to a different place than the user may expect: always say so.
@@ -306,6 +312,7 @@ def _run_batch(
     failures: list[BatchItem] = []
     done = 0
     stopped_early = False
+    pending_before = _pending_jobs(client)
     try:
         for item in items:
             done += 1
@@ -322,13 +329,13 @@ def _run_batch(
                 stopped_early = True
                 break
     except KeyboardInterrupt:
+        # Workers may still be recording a job whose answer was arriving: the generic hint.
         _interrupted(client, done, len(files))
         return EXIT_INTERRUPTED
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()  # stops the workers of an abandoned batch at once
-    return _report(files, failures, done, stopped_early, client, quiet=args.quiet)
+        items.close()  # stops the workers of an abandoned batch at once
+    left = _left_running(client, pending_before) if stopped_early else 0
+    return _report(files, failures, done, stopped_early, client, left, quiet=args.quiet)
 
 
 def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: bool) -> None:
@@ -399,14 +406,16 @@ def _report(
     done: int,
     stopped_early: bool,
     client: DatalabClient,
+    left_running: int | None,
     *,
     quiet: bool,
 ) -> int:
     total = len(files)
     if stopped_early:
+        hint = _resume_hint(client, left_running)
         _note(
             f"stopped at the first failure (--errors raise): {total - done} of {total} files "
-            f"were not finished. {_resume_hint(client)}"
+            f"were not finished.{' ' + hint if hint else ''}"
         )
     if not failures:
         if not quiet:
@@ -419,18 +428,42 @@ def _report(
 
 
 def _interrupted(client: DatalabClient, done: int, total: int) -> None:
-    _note(f"interrupted: {done} of {total} files finished. {_resume_hint(client)}")
+    _note(f"interrupted: {done} of {total} files finished. {_resume_hint(client, None)}")
 
 
-def _resume_hint(client: DatalabClient) -> str:
+def _pending_jobs(client: DatalabClient) -> int:
+    return client.cache.stats().pending_jobs if client.cache is not None else 0
+
+
+def _left_running(client: DatalabClient, pending_before: int) -> int | None:
+    """Jobs this run submitted and left unfinished (what the ledger gained), or None when
+    there is no ledger to tell."""
+    if client.cache is None:
+        return None
+    return max(0, _pending_jobs(client) - pending_before)
+
+
+def _resume_hint(client: DatalabClient, left_running: int | None) -> str:
+    """What becomes of the jobs left running (``None``: not known); nothing when none was
+    submitted."""
+    if left_running == 0:
+        return ""
     if client.cache is None:
         return (
-            "The result cache is off, so jobs already submitted will not be resumed: the next "
-            "run submits those files again."
+            "The result cache is off, so any job already submitted will not be resumed: the "
+            "next run submits those files again."
         )
+    if left_running is None:
+        return (
+            f"Jobs already submitted are recorded in the result cache ({client.cache.path}) "
+            "and will be resumed, not paid for again, when the same command runs again "
+            "within the hour."
+        )
+    jobs = "1 job" if left_running == 1 else f"{left_running} jobs"
     return (
-        f"Jobs already submitted are recorded in the result cache ({client.cache.path}) and "
-        "will be resumed, not paid for again, when the same command runs again within the hour."
+        f"{jobs} already submitted {'is' if left_running == 1 else 'are'} recorded in the "
+        f"result cache ({client.cache.path}) and will be resumed, not paid for again, when "
+        "the same command runs again within the hour."
     )
 
 

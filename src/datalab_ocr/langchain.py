@@ -15,21 +15,27 @@ loaders: ``source``, ``page`` (0-based), ``page_label`` (1-based string), ``tota
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from langchain_core.document_loaders import BaseBlobParser, BaseLoader
-from langchain_core.documents import Document
-from langchain_core.documents.base import Blob
+from ._extras import require_extra
+
+with require_extra(__name__, "langchain", "langchain_core", "LangChain (langchain-core)"):
+    from langchain_core.document_loaders import BaseBlobParser, BaseLoader
+    from langchain_core.documents import Document
+    from langchain_core.documents.base import Blob
 
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
+    DocumentStream,
+    FileRecords,
     LoadOptions,
     Mode,
     PageRecord,
@@ -108,6 +114,8 @@ class DatalabOCRParser(BaseBlobParser):
         self._client = client
         self._owns_client = client is None
         self._async_client = async_client
+        self._owns_async_client = async_client is None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         self.failures: list[BatchItem] = []
         """Files that failed in the last parse, with ``errors="collect"``."""
 
@@ -117,8 +125,8 @@ class DatalabOCRParser(BaseBlobParser):
         # processes inherit, and builds its own clients.
         state = self.__dict__.copy()
         state["_settings"] = replace(self._settings, api_key=None)
-        state["_client"] = state["_async_client"] = None
-        state["_owns_client"] = True
+        state["_client"] = state["_async_client"] = state["_async_loop"] = None
+        state["_owns_client"] = state["_owns_async_client"] = True
         return state
 
     def __repr__(self) -> str:
@@ -141,34 +149,31 @@ class DatalabOCRParser(BaseBlobParser):
             for record in file_records:
                 yield _to_document(record, sources[position], blobs[position].metadata)
 
-    async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
-        """OCR the blob on the async client and yield its documents."""
-        async for document in self.alazy_parse_many([blob]):
-            yield document
+    def alazy_parse(self, blob: Blob) -> DocumentStream[Document]:
+        """OCR the blob on the async client and stream its documents."""
+        return self.alazy_parse_many([blob])
 
-    async def alazy_parse_many(self, blobs: Sequence[Blob]) -> AsyncIterator[Document]:
+    def alazy_parse_many(self, blobs: Sequence[Blob]) -> DocumentStream[Document]:
         """OCR blobs with up to ``concurrency`` jobs at once; each file's documents as it ends.
 
-        Files may complete out of order; pages of one file keep their order.
+        Files may complete out of order; pages of one file keep their order. To stop early,
+        close the stream (``contextlib.aclosing``): files not yet started are never sent,
+        and jobs already submitted are resumed by the next load.
         """
-        sources = [_source_file(blob) for blob in blobs]
-        client = self._async_client
-        if client is None:
-            # One client per call: an httpx.AsyncClient must not outlive its event loop.
-            async with self._settings.async_client() as owned:
-                async for document in self._stream(owned, blobs, sources):
-                    yield document
-        else:
-            async for document in self._stream(client, blobs, sources):
-                yield document
+        return DocumentStream(lambda: self._open_stream(blobs))
 
-    async def _stream(
-        self, client: AsyncDatalabClient, blobs: Sequence[Blob], sources: list[SourceFile]
-    ) -> AsyncIterator[Document]:
-        files = aiter_records(client, sources, **self._load_arguments())
-        async for position, records in files:
-            for record in records:
-                yield _to_document(record, sources[position], blobs[position].metadata)
+    def _open_stream(
+        self, blobs: Sequence[Blob]
+    ) -> tuple[FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]]:
+        sources = [_source_file(blob) for blob in blobs]
+        records = aiter_records(self._async(), sources, **self._load_arguments())
+
+        def convert(file: tuple[int, list[PageRecord]]) -> list[Document]:
+            position, file_records = file
+            metadata = blobs[position].metadata
+            return [_to_document(record, sources[position], metadata) for record in file_records]
+
+        return records, convert
 
     def _load_arguments(self) -> dict[str, Any]:
         """The settings of one parse; starts a fresh list of its failures."""
@@ -186,11 +191,30 @@ class DatalabOCRParser(BaseBlobParser):
             self._client = self._settings.sync_client()
         return self._client
 
+    def _async(self) -> AsyncDatalabClient:
+        if not self._owns_async_client:
+            assert self._async_client is not None
+            return self._async_client
+        # An httpx.AsyncClient belongs to the event loop it first ran on; a notebook or a
+        # test suite may call us from a new loop each time, so build one client per loop.
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_loop is not loop:
+            self._async_client = self._settings.async_client()
+            self._async_loop = loop
+        return self._async_client
+
     def close(self) -> None:
         """Close the sync client the parser built (a client passed in is left open)."""
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
+
+    async def aclose(self) -> None:
+        """Close the clients the parser built (clients passed in are left open)."""
+        self.close()
+        if self._owns_async_client and self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
 
 
 class DatalabOCRLoader(BaseLoader):
@@ -268,12 +292,27 @@ class DatalabOCRLoader(BaseLoader):
         """Close the sync client the loader built (a client passed in is left open)."""
         self.parser.close()
 
-    async def alazy_load(self) -> AsyncIterator[Document]:
-        """Yield each file's documents as soon as it completes (completion order), up to
-        ``concurrency`` files at once; pages of one file keep their order."""
-        blobs = [Blob.from_path(path) for path in self._paths()]
-        async for document in self.parser.alazy_parse_many(blobs):
-            yield document
+    async def aclose(self) -> None:
+        """Close the clients the loader built (clients passed in are left open)."""
+        await self.parser.aclose()
+
+    def alazy_load(self) -> DocumentStream[Document]:
+        """Stream each file's documents as soon as it completes (completion order), up to
+        ``concurrency`` files at once; pages of one file keep their order.
+
+        To stop early, close the stream (``async with contextlib.aclosing(loader.alazy_load())
+        as documents:``): files not yet started are never sent, and jobs already submitted
+        are resumed by the next load; a bare ``break`` does the same once it is dropped.
+        """
+
+        def opener() -> tuple[
+            FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]
+        ]:
+            # The directory is read when the stream starts, as a generator would.
+            blobs = [Blob.from_path(path) for path in self._paths()]
+            return self.parser._open_stream(blobs)
+
+        return DocumentStream(opener)
 
     def _paths(self) -> list[Path]:
         """The files to load, resolved now (a directory's content may change over time)."""

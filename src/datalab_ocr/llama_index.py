@@ -17,19 +17,24 @@ from the ``DATALAB_API_KEY`` environment variable or an ``api_key=`` argument.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePath
 from typing import Any
 
-from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, SecretStr
-from llama_index.core.readers.base import BasePydanticReader
-from llama_index.core.schema import Document
+from ._extras import require_extra
+
+with require_extra(__name__, "llama-index", "llama_index", "LlamaIndex"):
+    from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, SecretStr
+    from llama_index.core.readers.base import BasePydanticReader
+    from llama_index.core.schema import Document
 
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
+    DocumentStream,
+    FileRecords,
     LoadOptions,
     Mode,
     PageRecord,
@@ -177,10 +182,11 @@ class DatalabOCRReader(BasePydanticReader):
         fs: Any = None,
     ) -> list[Document]:
         """OCR the files with up to ``concurrency`` jobs at once; documents in input order."""
-        paths = _as_list(file_path)
+        records, convert = self._open_stream(_as_list(file_path), extra_info, fs)
         by_position: dict[int, list[Document]] = {}
-        async for position, documents in self._stream_files(paths, extra_info, fs):
-            by_position[position] = documents
+        async with records:
+            async for position, file_records in records:
+                by_position[position] = convert((position, file_records))
         return [document for position in sorted(by_position) for document in by_position[position]]
 
     def alazy_load_data(  # type: ignore[override]
@@ -188,17 +194,20 @@ class DatalabOCRReader(BasePydanticReader):
         file_path: FilePath | Sequence[FilePath],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
-    ) -> DocumentStream:
+    ) -> DocumentStream[Document]:
         """Stream documents with ``async for``, each file's as soon as it completes.
 
         Files run up to ``concurrency`` at once, so files may arrive out of input order;
         pages of one file keep their order. ``await reader.alazy_load_data(...)`` also works
-        (it returns the list), as the base class promises.
+        (it returns the list), as the base class promises. To stop early, close the stream
+        (``async with contextlib.aclosing(reader.alazy_load_data(...)) as documents:``):
+        files not yet started are never sent, and jobs already submitted are resumed by the
+        next load; a bare ``break`` does the same once the stream is dropped.
         """
         # The base class declares a coroutine returning an iterable, which cannot stream;
         # DocumentStream is both awaitable and async-iterable, so it serves either use.
         paths = _as_list(file_path)
-        return DocumentStream(self._stream_files(paths, extra_info, fs))
+        return DocumentStream(lambda: self._open_stream(paths, extra_info, fs))
 
     # Files become documents through the clients' batch API, in one place for each client.
 
@@ -211,14 +220,17 @@ class DatalabOCRReader(BasePydanticReader):
             source = sources[position]
             yield position, [_to_document(record, source, extra_info) for record in file_records]
 
-    async def _stream_files(
+    def _open_stream(
         self, paths: list[FilePath], extra_info: dict[str, Any] | None, fs: Any
-    ) -> AsyncIterator[tuple[int, list[Document]]]:
+    ) -> tuple[FileRecords, Callable[[tuple[int, list[PageRecord]]], list[Document]]]:
         sources = [_source_file(path, fs) for path in paths]
         records = aiter_records(self._async(), sources, **self._load_arguments())
-        async for position, file_records in records:
-            source = sources[position]
-            yield position, [_to_document(record, source, extra_info) for record in file_records]
+
+        def convert(file: tuple[int, list[PageRecord]]) -> list[Document]:
+            position, file_records = file
+            return [_to_document(record, sources[position], extra_info) for record in file_records]
+
+        return records, convert
 
     # Clients, built once on first use.
 
@@ -281,28 +293,6 @@ class DatalabOCRReader(BasePydanticReader):
         if self._owns_async_client and self._async_client is not None:
             await self._async_client.aclose()
             self._async_client = None
-
-
-class DocumentStream:
-    """The documents of :meth:`DatalabOCRReader.alazy_load_data`.
-
-    ``async for document in stream`` streams them; ``await stream`` returns them all as a
-    list. Use it one way, once.
-    """
-
-    def __init__(self, files: AsyncIterator[tuple[int, list[Document]]]) -> None:
-        self._files = files
-
-    async def __aiter__(self) -> AsyncIterator[Document]:
-        async for _, documents in self._files:
-            for document in documents:
-                yield document
-
-    def __await__(self) -> Generator[Any, None, list[Document]]:
-        return self._collect().__await__()
-
-    async def _collect(self) -> list[Document]:
-        return [document async for document in self]
 
 
 def _as_list(file_path: FilePath | Sequence[FilePath]) -> list[FilePath]:

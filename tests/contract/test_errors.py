@@ -97,7 +97,8 @@ def test_a_corrupt_pdf_fails_its_job_naming_the_file_and_request_id(
     mode: str, tesseract_server: LocalServer, tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.pdf"
-    broken.write_bytes(b"%PDF-1.7\n this is not a pdf at all\n")
+    # Whole as far as the client can tell (it ends with %%EOF), garbage inside.
+    broken.write_bytes(b"%PDF-1.7\n this is not a pdf at all\n%%EOF\n")
     run = Contract(mode=mode, server=tesseract_server)
     with pytest.raises(JobFailedError) as caught:
         run.call("ocr", broken)
@@ -108,13 +109,26 @@ def test_a_corrupt_pdf_fails_its_job_naming_the_file_and_request_id(
     assert error.request_id in str(error)
 
 
-def test_a_page_range_past_the_end_fails_the_job(
+def test_a_page_range_past_the_end_is_refused_before_upload(
     contract: Callable[..., Contract], tmp_path: Path
 ) -> None:
-    # The client cannot know the page count, so it sends the range; the job then fails.
+    # The client counts the PDF's pages, so a selection with none of them is never sent.
     run = contract(engine="none")
-    with pytest.raises(JobFailedError, match="no page"):
+    with pytest.raises(InvalidInputError, match=r"two\.pdf, which has 2 pages"):
         run.call("ocr", write_pdf(tmp_path, "two.pdf", 2), page_range="5-6")
+    assert server_stats(run.server)["submits"] == 0
+
+
+def test_a_page_range_past_the_end_of_an_uncountable_pdf_fails_the_job(
+    contract: Callable[..., Contract], tmp_path: Path
+) -> None:
+    # With compressed object streams the client cannot count pages, so it sends the range;
+    # the server then fails the job the same way.
+    run = contract(engine="none")
+    path = write_pdf(tmp_path, "two.pdf", 2)
+    path.write_bytes(path.read_bytes().replace(b"%PDF-1.4\n", b"%PDF-1.5\n% /Type /ObjStm\n"))
+    with pytest.raises(JobFailedError, match="no page"):
+        run.call("ocr", path, page_range="5-6")
 
 
 # -- 400 and 422: the client refuses first, so the server's side is shown with plain httpx --

@@ -137,7 +137,8 @@ def test_a_file_of_exactly_200_mb_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "big.pdf"
     with path.open("wb") as handle:
         handle.write(PDF_BYTES)
-        handle.truncate(MAX_FILE_BYTES)
+        handle.seek(MAX_FILE_BYTES - len(b"%%EOF\n"))  # a sparse file, ending as a PDF ends
+        handle.write(b"%%EOF\n")
 
     assert prepare_upload(path).size == MAX_FILE_BYTES
 
@@ -307,7 +308,7 @@ def test_the_hash_and_page_count_come_from_one_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "three.pdf"
-    path.write_bytes(b"%PDF-1.4\n" + b"<< /Type /Page >>\n" * 3 + b"<< /Type /Pages >>\n")
+    path.write_bytes(b"%PDF-1.4\n" + b"<< /Type /Page >>\n" * 3 + b"<< /Type /Pages >>\n%%EOF\n")
     upload = prepare_upload(path)
     opened = 0
     real_open = Upload.open

@@ -49,6 +49,7 @@ class FakeDatalab:
 
     pages: dict[str, list[list[str]]] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
+    stuck: set[str] = field(default_factory=set)
     requests: list[httpx.Request] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_flight: int = 0
@@ -99,7 +100,7 @@ class FakeDatalab:
         if job is None:
             return httpx.Response(404, json={"detail": "Not Found"})
         job["polls"] += 1
-        if job["polls"] == 1:
+        if job["polls"] == 1 or job["filename"] in self.stuck:
             return httpx.Response(200, json={"status": "processing"})
         self.in_flight -= 1
         filename = job["filename"]

@@ -16,6 +16,7 @@ from datalab_ocr.server.limits import RateLimiter, retry_after_header
 from datalab_ocr.server.options import (
     JobOptions,
     OptionsError,
+    pages_past_end,
     parse_options,
     parse_page_range,
     select_pages,
@@ -107,3 +108,10 @@ def test_a_crashed_worker_fails_its_task_and_the_pool_recovers() -> None:
         assert asyncio.run(scenario()) == 32
     finally:
         pool.shutdown()
+
+
+def test_pages_past_the_end_are_named_so_the_server_can_warn_as_the_client_does() -> None:
+    options = JobOptions(page_range=(0, 2, 3, 4))
+    assert select_pages(options, 3) == [0, 2]
+    assert pages_past_end(options, 3) == [3, 4]
+    assert pages_past_end(JobOptions(max_pages=9), 3) == []

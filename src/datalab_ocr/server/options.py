@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JobOptions", "OptionsError", "parse_options", "parse_page_range", "select_pages"]
+__all__ = [
+    "JobOptions",
+    "OptionsError",
+    "pages_past_end",
+    "parse_options",
+    "parse_page_range",
+    "select_pages",
+]
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -114,3 +121,13 @@ def select_pages(options: JobOptions, page_count: int) -> list[int]:
         return [index for index in options.page_range if index < page_count]
     limit = page_count if options.max_pages is None else min(options.max_pages, page_count)
     return list(range(limit))
+
+
+def pages_past_end(options: JobOptions, page_count: int) -> list[int]:
+    """The pages ``page_range`` asks for beyond the end of a ``page_count``-page document.
+
+    They are dropped (as the client warns before upload); a job left with no page fails.
+    """
+    if options.page_range is None:
+        return []
+    return [index for index in options.page_range if index >= page_count]

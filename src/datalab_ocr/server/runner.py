@@ -25,7 +25,7 @@ from datalab_ocr.server.engine import DocumentError, PagesResult, prepare_docume
 from datalab_ocr.server.formats import PDF, office_suffix
 from datalab_ocr.server.jobs import CachedPages, Job, JobStore
 from datalab_ocr.server.limits import Stats
-from datalab_ocr.server.options import JobOptions, select_pages
+from datalab_ocr.server.options import JobOptions, pages_past_end, select_pages
 from datalab_ocr.server.workers import WorkerCrashedError, WorkerPool
 
 __all__ = ["JobRunner", "StoredUpload", "store_upload"]
@@ -255,10 +255,20 @@ class JobRunner:
     @staticmethod
     def _selected(options: JobOptions, page_count: int) -> list[int]:
         indices = select_pages(options, page_count)
+        last = "0" if page_count == 1 else f"0-{page_count - 1}"
         if not indices:
             raise DocumentError(
                 f"The requested pages select no page of this {page_count}-page document "
-                "(page_range is 0-based)"
+                f"(page_range is 0-based: pages {last})"
+            )
+        past = pages_past_end(options, page_count)
+        if past:
+            logger.warning(
+                "page_range asks for %d pages past the end of a %d-page document (0-based: "
+                "%s); they are dropped",
+                len(past),
+                page_count,
+                last,
             )
         return indices
 

@@ -1,0 +1,61 @@
+"""What the ``ocr`` command says when it stops or cannot start: true, and in its own terms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datalab_ocr.server import LocalServer
+
+from .conftest import CLI, stats, write_pdf
+
+
+def test_errors_raise_on_a_file_refused_before_upload_promises_no_resume(
+    cli: CLI, server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALAB_OCR_CACHE", "on")  # the default: a ledger that could resume
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a document")
+    files = [bad, write_pdf(tmp_path / "a.pdf"), write_pdf(tmp_path / "b.pdf")]
+
+    run = cli("ocr", *files, "--base-url", server.base_url, "--errors", "raise")
+
+    assert run.code == 1
+    assert "stopped at the first failure (--errors raise)" in run.err
+    assert "resume" not in run.err
+    assert stats(server)["submits"] == 0
+
+
+def test_local_without_the_server_extra_speaks_of_the_option(tmp_path: Path) -> None:
+    document = write_pdf(tmp_path / "a.pdf")
+    script = (
+        "import sys\n"
+        "sys.modules['datalab_ocr.server'] = None  # as without the server extra\n"
+        "from datalab_ocr.cli import main\n"
+        f"raise SystemExit(main(['ocr', {str(document)!r}, '--local']))\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 2
+    assert "--local needs the local server" in done.stderr
+    assert "pip install 'datalab-ocr[server]'" in done.stderr
+    assert "local=True" not in done.stderr
+
+
+def test_a_page_range_past_the_end_of_the_file_is_not_uploaded(
+    cli: CLI, server: LocalServer, tmp_path: Path
+) -> None:
+    document = write_pdf(tmp_path / "three.pdf", 3)
+
+    run = cli("ocr", document, "--base-url", server.base_url, "--page-range", "7")
+
+    assert run.code == 1
+    assert "page_range '7' selects no page of" in run.err
+    assert "which has 3 pages (0-based: 0-2); nothing was uploaded" in run.err
+    assert stats(server)["submits"] == 0
