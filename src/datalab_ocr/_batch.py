@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from ._cache import ResultCache
 from ._exceptions import DatalabError, InvalidInputError, JobFailedError, NotFoundError
-from ._flow import Flow, FlowSettings, Sleep, run_ocr, submit_job, wait_for_job
+from ._flow import Flow, FlowSettings, Sleep, learn_server, run_ocr, submit_job, wait_for_job
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import OCRResult
 from ._options import OCROptions
+from ._server_info import ServerInfo
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -140,9 +141,11 @@ def _name_of(file: object) -> str:
     return str(name)
 
 
-def cache_key(settings: FlowSettings, upload: Upload, options: OCROptions) -> str:
+def cache_key(
+    settings: FlowSettings, upload: Upload, options: OCROptions, server_id: str | None = None
+) -> str:
     """The cache key of a file's OCR: its content, the options that change the result, the
-    service and the endpoint."""
+    service (a local server's identity, else the base URL) and the endpoint."""
     fields = options.form_fields()
     fields.pop("skip_cache", None)
     return ResultCache.key(
@@ -150,6 +153,7 @@ def cache_key(settings: FlowSettings, upload: Upload, options: OCROptions) -> st
         options=fields,
         base_url=str(settings.base_url),
         endpoint=settings.endpoint.path,
+        server_id=server_id,
     )
 
 
@@ -167,13 +171,18 @@ def cached_ocr(
     """
     if cache is None:
         return (yield from run_ocr(settings, upload, options))
-    key = cache_key(settings, upload, options)
+    server = yield from learn_server(settings)
+    if server.server_id and server.instance and settings.server.claim_sweep():
+        forgotten = cache.forget_jobs_of_stopped_servers(server.server_id, server.instance)
+        if forgotten:
+            logger.info("forgot %d recorded jobs of local servers that have stopped", forgotten)
+    key = cache_key(settings, upload, options, server.server_id)
     # The same content with the same options already in flight (a file listed twice, or
     # copied under another name): wait for it and take its result from the cache.
     while not _IN_FLIGHT.claim(key):
         yield Sleep(_DUPLICATE_WAIT, "the same file is in flight")
     try:
-        return (yield from _cached_ocr(settings, cache, key, upload, options, hits))
+        return (yield from _cached_ocr(settings, cache, key, upload, options, hits, server))
     finally:
         _IN_FLIGHT.release(key)
 
@@ -185,6 +194,7 @@ def _cached_ocr(
     upload: Upload,
     options: OCROptions,
     hits: list[bool] | None,
+    server: ServerInfo,
 ) -> Flow[OCRResult]:
     if not options.skip_cache:
         stored = cache.get(key)
@@ -194,6 +204,14 @@ def _cached_ocr(
                 hits.append(True)
             return stored
         pending = cache.pending_job(key)
+        if pending is not None and pending.server_instance not in (None, server.instance):
+            logger.info(
+                "request %s for %s was sent to a local server that has stopped; submitting again",
+                pending.request_id,
+                upload.display_name,
+            )
+            cache.forget_job(key)
+            pending = None
         if pending is not None:
             logger.info(
                 "resuming request %s for %s from an earlier run",

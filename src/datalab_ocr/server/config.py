@@ -27,7 +27,8 @@ class ServerConfig:
     ``processing`` for at least ``latency + page_latency * pages``; with ``engine="none"`` no
     OCR runs at all and each requested page comes back as one synthetic line, so load tests
     of thousands of jobs stay cheap. ``rate_limit_requests`` per ``rate_limit_window`` seconds
-    counts submits and polls alike, as the hosted API is assumed to.
+    counts submits and polls alike, as the hosted API is assumed to. ``long_poll_max`` is the
+    longest wait (seconds) a check accepts as ``?wait=``; 0 turns long polling off.
     """
 
     api_key: str | None = None
@@ -44,6 +45,7 @@ class ServerConfig:
     cache_size: int = 32
     render_scale: float = 2.0
     office_timeout: float = 120.0
+    long_poll_max: float = 20.0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -58,6 +60,8 @@ class ServerConfig:
             raise ValueError("rate_limit_window and result_ttl must be positive")
         if self.latency < 0 or self.page_latency < 0:
             raise ValueError("latency and page_latency must not be negative")
+        if not 0 <= self.long_poll_max <= 300:
+            raise ValueError("long_poll_max must be between 0 and 300 seconds")
 
     @property
     def capacity(self) -> int:
