@@ -233,8 +233,14 @@ def wait_for_job(
             elif long_poll is not None:
                 wait = min(long_poll, remaining)
             elif not (check_first and timer.polls == 0):
-                throttled = settings.limiter is not None and settings.limiter.saturated(now)
-                gap = start + planner.next_poll(timer, settings.rng, throttled=throttled) - now
+                limiter = settings.limiter
+                throttled = limiter is not None and limiter.saturated(now)
+                scarce = limiter is not None and limiter.load(now) >= _SCARCE_LOAD
+                gap = (
+                    start
+                    + planner.next_poll(timer, settings.rng, throttled=throttled, scarce=scarce)
+                    - now
+                )
                 if gap > 0:
                     # While an estimate may arrive any moment, wake up to re-plan every
                     # quarter second instead of sleeping through the whole gap.
@@ -266,6 +272,9 @@ def wait_for_job(
 
 
 _REPLAN_SECONDS = 0.25
+# Above this share of the rate limit's budget, requests are treated as scarce: first polls
+# aim at the estimate instead of the low end of the durations.
+_SCARCE_LOAD = 0.5
 
 
 def _deadline_passed(allowed: float, job: OCRJob) -> JobTimeoutError:

@@ -100,9 +100,10 @@ class PollPlanner:
         self.size_spread = size_spread
         self._measured: deque[tuple[float, float]] = deque(maxlen=memory)
         self._loose: deque[tuple[float, float]] = deque(maxlen=memory)
-        # Jobs found done at a first poll at the low end: (pages, half that time). They pull
-        # the low end down until a job is measured closely again, which clears them.
-        self._early: deque[tuple[float, float]] = deque(maxlen=8)
+        # Jobs found done at a first poll at the low end: (pages, 0.9 of that time). Only
+        # jobs longer than the low end are ever measured closely, so without these the low
+        # end could never come down.
+        self._early: deque[tuple[float, float]] = deque(maxlen=memory)
         self._model: tuple[float, float] | None = None
         self._multiplier = 1.0
         self._probe_taken = False
@@ -132,21 +133,30 @@ class PollPlanner:
         """Whether the job waits on the fixed schedule for an estimate that may come any time."""
         return self.policy.adaptive and job.known_start and not job.probe and self._model is None
 
-    def next_poll(self, job: JobClock, rng: random.Random, *, throttled: bool = False) -> float:
+    def next_poll(
+        self,
+        job: JobClock,
+        rng: random.Random,
+        *,
+        throttled: bool = False,
+        scarce: bool | None = None,
+    ) -> float:
         """Seconds after the submit at which to poll next.
 
-        ``throttled`` says the rate limiter has no slot free now: then a poll costs the batch
-        a slot that a submit could use, while the wait for a slot delays the notice anyway,
-        so the first poll is aimed at the estimate (later by ``throttled_margin``), to miss
-        less often; otherwise it goes at the low end of the durations seen.
+        ``scarce`` says much of the rate limit's budget is in use (by default, whenever
+        ``throttled``): a poll then costs the batch a slot a submit could use, so the first
+        poll aims at the estimate, to miss less often; otherwise it goes at the low end of the
+        durations seen. ``throttled`` says the limiter has no slot free now, so the wait for a
+        slot delays the notice anyway: the aim moves later by ``throttled_margin``.
         """
+        scarce = throttled if scarce is None else scarce or throttled
         last = job.last_running
         if not self.policy.adaptive or not job.known_start:
             return (last or 0.0) + self.policy.delay(job.polls + 1, rng)
         if self._model is None and not job.probe:
             # The probe may have ended without teaching anything (it failed): take over.
             self._claim_probe(job)
-        plan = self._plan(job.units, throttled)
+        plan = self._plan(job.units, scarce, throttled)
         if plan is None:
             if job.probe:
                 return self.min_gap if last is None else self._step_after(last)
@@ -168,15 +178,17 @@ class PollPlanner:
     def _step_after(self, last: float) -> float:
         return last + max(self.min_gap, self.growth * last)
 
-    def _plan(self, units: float, throttled: bool) -> tuple[float, float, bool] | None:
+    def _plan(
+        self, units: float, scarce: bool, throttled: bool
+    ) -> tuple[float, float, bool] | None:
         """(where the first poll aims, the latest it may go, whether the aim is the
         multiplier's) for a job of ``units`` pages, or None before anything is known."""
         with self._lock:
             base = self._base(units)
             if base is None:
                 return None
-            if throttled:
-                aim = base * self._multiplier * self.throttled_margin
+            if scarce:
+                aim = base * self._multiplier * (self.throttled_margin if throttled else 1.0)
                 aimed = True
             else:
                 aim = base * min(self._multiplier, self._low_ratio())
@@ -262,14 +274,13 @@ class PollPlanner:
         base = self._base(job.units)
         if base is None or base <= 0:
             return None
-        self._early.clear()
         return duration / base
 
     def _hit_early(self, job: JobClock, elapsed: float) -> None:
         """A first poll at the low end found the job done: it ended somewhere before, so the
-        low end is too late. Its middle stands in as a ratio, pulling the low end down until
-        polls come early enough to measure jobs closely again."""
-        self._early.append((job.units, elapsed / 2))
+        low end may be too late. A share of that time stands in as a ratio, pulling the low
+        end down step by step until first polls come before the shortest jobs' ends."""
+        self._early.append((job.units, elapsed * _EARLY_SHARE))
 
     def _follow(self, ratio: float) -> None:
         """Move the multiplier one step toward the ``target_hits`` quantile of an exact ratio."""
@@ -305,6 +316,9 @@ class PollPlanner:
             self._streak = 0
             self._multiplier *= math.exp(self.step * self.target_hits)
         self._multiplier = min(4.0, max(0.25, self._multiplier))
+
+
+_EARLY_SHARE = 0.9
 
 
 def _median(values: list[float]) -> float:
