@@ -47,6 +47,7 @@ __all__ = [
     "Sleep",
     "Step",
     "check_job",
+    "expected_pages",
     "learn_server",
     "run_ocr",
     "submit_job",
@@ -172,14 +173,15 @@ def submit_job(
         filename=upload.display_name,
         page_range=options.page_range,
         max_pages=options.max_pages,
-        expected_pages=_expected_pages(upload, options),
+        expected_pages=expected_pages(upload, options),
         long_poll=server.long_poll,
         server_id=server.server_id,
         server_instance=server.instance,
     )
 
 
-def _expected_pages(upload: Upload, options: OCROptions) -> int:
+def expected_pages(upload: Upload, options: OCROptions) -> int:
+    """The client's guess of the pages a job will OCR, before it is sent."""
     if options.page_range is not None:
         return len(options.page_range)
     pages = upload.page_hint
