@@ -14,11 +14,11 @@ rate limiter).
 
 Scenarios: similar job times (5, 20 and 60 s, each +-5 %) and widely varying ones (uniform
 5-60 s; 1-50 pages at 1 s a page; 1-50 pages at 3 s + 1 s a page; a mixed batch of 1-200
-pages, mostly short, at 3 s + 0.2 s a page with one job in twenty 3-8x slower), the page counts given
-through ``page_range`` as a caller would. Each runs with no rate limit, and with the hosted
-limit of 200 requests per 60 s on the service and the client (at 4x the concurrency, so
-that it binds). Contenders: the adaptive planner (``PollPolicy()``), the fixed schedule
-(``PollPolicy(adaptive=False)``) and a fixed 1 s poll like the official SDK's.
+pages, mostly short, at 3 s + 0.2 s a page with one job in twenty 3-8x slower), the page
+counts given through ``page_range`` as a caller would. Each runs with no rate limit, and
+with the hosted limit of 200 requests per 60 s on the service and the client (at 4x the
+concurrency, so that it binds). Contenders: the adaptive planner (``PollPolicy()``), the
+fixed schedule (``PollPolicy(adaptive=False)``) and a fixed 1 s poll like the official SDK's.
 
 Targets for the adaptive planner: with no rate limit, completion noticed within max(0.5 s,
 10 % of the job's time) (counted as met when 95 % of jobs are); requests are then shown, not

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import httpx
+import pytest
 
 from datalab_ocr import PollPolicy, RetryPolicy
 from datalab_ocr._flow import FlowSettings, Send, learn_server, run_ocr
@@ -54,12 +55,9 @@ def test_an_advertised_long_poll_is_used_at_once_and_again_after_processing() ->
         assert isinstance(step, Send)
         assert httpx.URL(step.url).params["wait"] == "20.00"
         assert step.read_timeout is not None and step.read_timeout > 20
-    try:
+    with pytest.raises(StopIteration) as done:
         flow.send(complete())
-    except StopIteration as done:
-        assert done.value.pages
-    else:
-        raise AssertionError("the flow should have ended")
+    assert done.value.value.pages
 
 
 def test_the_long_poll_never_waits_past_the_job_deadline() -> None:
@@ -84,12 +82,9 @@ def test_without_the_header_polls_follow_the_planner_with_no_wait() -> None:
 def test_the_hosted_api_is_never_asked_who_it_is() -> None:
     flow = learn_server(flow_settings("https://www.datalab.to"))
 
-    try:
-        next(flow)
-    except StopIteration as done:
-        assert done.value.server_id is None
-    else:
-        raise AssertionError("no request should be sent to the hosted API")
+    with pytest.raises(StopIteration) as done:
+        next(flow)  # no request: the flow ends at once
+    assert done.value.value.server_id is None
 
 
 def test_a_local_server_is_asked_once_for_its_identity() -> None:
@@ -98,14 +93,9 @@ def test_a_local_server_is_asked_once_for_its_identity() -> None:
     step = next(flow)
     assert isinstance(step, Send) and step.method == "OPTIONS"
 
-    try:
+    with pytest.raises(StopIteration) as done:
         flow.send(with_headers(httpx.Response(204), ADVERTISED))
-    except StopIteration as done:
-        assert done.value.server_id == "local-abc"
-    again = learn_server(settings)
-    try:
-        next(again)
-    except StopIteration as done:
-        assert done.value.instance == "run-1"
-    else:
-        raise AssertionError("the identity should be remembered")
+    assert done.value.value.server_id == "local-abc"
+    with pytest.raises(StopIteration) as again:
+        next(learn_server(settings))  # remembered: no second request
+    assert again.value.value.instance == "run-1"
