@@ -18,7 +18,8 @@ pages, mostly short, at 3 s + 0.2 s a page with one job in twenty 3-8x slower), 
 counts given through ``page_range`` as a caller would. Each runs with no rate limit, and
 with the hosted limit of 200 requests per 60 s on the service and the client (at 4x the
 concurrency, so that it binds). Contenders: the adaptive planner (``PollPolicy()``), the
-fixed schedule (``PollPolicy(adaptive=False)``) and a fixed 1 s poll like the official SDK's.
+fixed schedule (``PollPolicy(adaptive=False)``), a fixed 1 s poll like the official SDK's,
+and the planner as it was before issue 10 (``previous_planner.py``, read from git history).
 
 Targets for the adaptive planner: with no rate limit, completion noticed within max(0.5 s,
 10 % of the job's time) (counted as met when 95 % of jobs are); requests are then shown, not
@@ -35,8 +36,10 @@ import logging
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+from previous_planner import BASELINE_COMMIT, previous_planner
 
 from datalab_ocr import PollPolicy, RateLimiter, RetryPolicy
 from datalab_ocr._flow import FlowSettings, Outcome, Send, Sleep, Step, run_ocr
@@ -197,7 +200,7 @@ def tolerance(duration: float) -> float:
     return max(0.5, 0.1 * duration)
 
 
-PlannerFactory = Callable[[PollPolicy, FakeClock], PollPlanner]
+PlannerFactory = Callable[[PollPolicy, FakeClock], Any]
 
 
 def stock_planner(policy: PollPolicy, clock: FakeClock) -> PollPlanner:
@@ -352,6 +355,13 @@ def run(
     contenders: dict[str, tuple[PollPolicy, PlannerFactory]] = {
         label: (policy, stock_planner) for label, policy in CONTENDERS.items()
     }
+    if previous_planner(PollPolicy()) is not None:
+        contenders[f"previous planner ({BASELINE_COMMIT})"] = (
+            PollPolicy(),
+            lambda policy, clock: previous_planner(policy),
+        )
+    else:
+        print("(the previous planner needs git and the repository's history: skipped)")
     for limited in (False, True):
         concurrency = args.concurrency * (4 if limited else 1)
         rate = RATE if limited else None

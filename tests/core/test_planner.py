@@ -47,12 +47,12 @@ def test_under_a_saturated_limit_later_jobs_of_similar_length_need_about_one_pol
     assert sum(later) / len(later) <= 1.5
 
 
-def test_with_requests_free_later_jobs_are_noticed_within_a_tenth_in_two_polls() -> None:
+def test_with_requests_free_later_jobs_are_noticed_within_a_tenth_in_few_polls() -> None:
     planner = PollPlanner(PollPolicy())
     runs = [(duration, run_job(planner, duration)) for duration in SIMILAR]
 
     later = runs[10:]
-    assert sum(len(polls) for _, polls in later) / len(later) <= 2.2
+    assert sum(len(polls) for _, polls in later) / len(later) <= 2.5
     assert all(polls[-1] - duration <= 0.1 * duration for duration, polls in later)
 
 
