@@ -4,9 +4,8 @@ Every poll is a request, and under the account's rate limit requests are through
 can finish no faster than (requests per job) x files / (requests per minute). Without a
 binding limit, a request costs little and a late notice costs the caller time. So:
 
-* While the rate limiter has slots free, a job's first poll goes just past the low end of
-  what jobs of its size have taken (a low quantile of duration / model, plus ``growth``, so
-  a job that ended there is still noticed in time), then steps by ``growth`` x
+* While the rate limiter has slots free, a job's first poll goes at the low end of what jobs
+  of its size have taken (a low quantile of duration / model), then steps by ``growth`` x
   elapsed (at least ``min_gap``), so completion is noticed within that margin.
 * While the limiter is saturated, the first poll aims at a quantile of the durations
   (``target_hits``), so most jobs cost one poll, and the rest are noticed within one step.
@@ -18,16 +17,16 @@ It learns in three parts:
   seen complete at a first poll soon after its submit. A slope per page is fitted only once
   the measured sizes differ by at least ``size_spread`` x; before that, look-alike jobs
   teach a fixed duration, never a time per page that would multiply for a larger job.
-* A low end of duration / model (``low_quantile``), tracked from whether first polls aimed
-  there found the job done (it may have ended long before: come down) or still running.
+* The ratios duration / model of closely measured jobs, under the current model (for the
+  low quantile), and of jobs that a first poll found long done.
 * A multiplier on the model that tracks the ``target_hits`` quantile, moved by each exact
   ratio and, under the limit, by first polls that hit or missed.
 
 What is known bounds the first poll. A job is trusted to its estimate only when at least
-``trusted`` jobs have ended and its size lies within 2x of theirs; otherwise
-its first poll is no later than the shortest comparable duration seen (jobs within 2x its
-size; ``policy.initial_delay`` when none is, or fewer than ``trusted`` jobs were measured),
-and polls back off by doubling up to the estimate. One slow job, or jobs of another size, cannot
+``trusted`` jobs have ended and its size lies within 2x of theirs; otherwise its first poll
+is no later than the shortest comparable duration measured (jobs within 2x its size;
+``policy.initial_delay`` when there is none, or fewer than ``trusted`` jobs have ended), and
+polls back off by doubling up to the estimate. One slow job, or jobs of another size, cannot
 push a job's first poll out by minutes.
 
 Until anything is known, one job at a time (the probe) polls in small steps to measure; the
@@ -62,8 +61,6 @@ class JobClock:
     first_poll: float | None = None
     aimed: bool = False
     """Whether the first poll aimed at the multiplier (so its hit or miss says something)."""
-    aimed_low: bool = False
-    """Whether the first poll aimed at the low end (so its hit or miss moves the low end)."""
 
 
 class PollPlanner:
@@ -85,8 +82,7 @@ class PollPlanner:
         growth: float = 0.1,
         min_gap: float = 0.5,
         target_hits: float = 0.7,
-        low_quantile: float = 0.04,
-        low_step: float = 0.1,
+        low_quantile: float = 0.03,
         step: float = 0.02,
         patience: float = 8.0,
         patient_hits: int = 8,
@@ -100,18 +96,15 @@ class PollPlanner:
         self.min_gap = min_gap
         self.target_hits = target_hits
         self.low_quantile = low_quantile
-        self.low_step = low_step
         self.step = step
         self.trusted = trusted
         self.size_spread = size_spread
         self._measured: deque[tuple[float, float]] = deque(maxlen=memory)
         self._loose: deque[tuple[float, float]] = deque(maxlen=memory)
-        # Where first polls go while requests are free, as a share of the model; None
-        # until the first exact ratio sets it.
-        self._low: float | None = None
-        # The last jobs polled first at the low end: (pages, seconds, found done at once);
-        # the seconds are the duration when it was still running, the first poll if done.
-        self._lows: deque[tuple[float, float, bool]] = deque(maxlen=24)
+        # Jobs found done at a first poll at the low end: (pages, 0.9 of that time). Only
+        # jobs longer than the low end are ever measured closely, so without these the low
+        # end could never come down.
+        self._early: deque[tuple[float, float]] = deque(maxlen=memory)
         # The sizes of the jobs that ended with a known duration, measured closely or not.
         self._seen: deque[float] = deque(maxlen=memory)
         self._model: tuple[float, float] | None = None
@@ -178,7 +171,6 @@ class PollPlanner:
         aim, bound, aimed = plan
         if last is None:
             job.aimed = aimed and bound >= aim
-            job.aimed_low = not aimed and bound >= aim
             return min(aim, bound)
         if last < aim * (1.0 - 1e-9):
             # Below the estimate: a trusted one is polled at once, an unsure one is
@@ -202,7 +194,7 @@ class PollPlanner:
                 aim = base * self._multiplier * (self.throttled_margin if throttled else 1.0)
                 aimed = True
             else:
-                aim = base * min(self._multiplier, self._low_end())
+                aim = base * min(self._multiplier, self._low_ratio())
                 aimed = False
             sizes = list(self._seen)
             inside = bool(sizes) and min(sizes) / 2.0 <= units <= 2.0 * max(sizes)
@@ -217,16 +209,17 @@ class PollPlanner:
                 return aim, min(comparable), aimed
             return aim, max(self.min_gap, self.policy.initial_delay), aimed
 
-    def _low_end(self) -> float:
-        """The low end of duration / model, set from the shortest measured job at first."""
-        if self._low is None:
-            ratios = [
-                duration / base
-                for units, duration in self._measured
-                if (base := self._base(units)) is not None and base > 0
-            ]
-            self._low = min(ratios, default=1.0)
-        return self._low
+    def _low_ratio(self) -> float:
+        """The ``low_quantile`` of duration / model over what is known, under today's model."""
+        ratios = []
+        for units, duration in itertools.chain(self._measured, self._early):
+            base = self._base(units)
+            if base is not None and base > 0:
+                ratios.append(duration / base)
+        if len(ratios) < 5:
+            return min(ratios, default=1.0)
+        ratios.sort()
+        return ratios[int(self.low_quantile * (len(ratios) - 1))]
 
     def expected(self, units: float) -> float | None:
         """The estimate of a job of ``units`` pages (the ``target_hits`` quantile), or None
@@ -262,11 +255,8 @@ class PollPlanner:
                 self._follow(exact)
             elif job.aimed:
                 self._track(job, elapsed)
-            if job.aimed_low:
-                done_at_once = job.polls == 0
-                seconds = elapsed if done_at_once else ((job.last_running or 0.0) + elapsed) / 2
-                self._lows.append((job.units, seconds, done_at_once))
-                self._track_low()
+            elif job.polls == 0:
+                self._hit_early(job, elapsed)
 
     def _learn_duration(self, job: JobClock, elapsed: float) -> float | None:
         """Fold the job into the model; return duration / model when it was measured closely."""
@@ -293,30 +283,11 @@ class PollPlanner:
             return None
         return duration / base
 
-    def _track_low(self) -> None:
-        """Set the low end from the last jobs polled first there.
-
-        A first poll that found the job done says only that it ended earlier, maybe long
-        before: more than ``low_quantile`` of those among the recent jobs, at or under
-        today's low end, bring it down a step. Otherwise the jobs seen running at their
-        first poll were timed within ``growth``: the low end goes just under the quickest.
-        """
-        low = self._low_end()
-        timed: list[float] = []
-        early = 0
-        for units, seconds, done in self._lows:
-            base = self._base(units)
-            if base is None or base <= 0:
-                continue
-            if not done:
-                timed.append(seconds / base)
-            elif seconds / base <= low * 1.0001:
-                early += 1
-        if early > max(1, round(self.low_quantile * len(self._lows))):
-            low *= math.exp(-self.low_step)
-        elif timed:
-            low = min(timed) * (1.0 - self.growth / 4)
-        self._low = min(4.0, max(0.05, low))
+    def _hit_early(self, job: JobClock, elapsed: float) -> None:
+        """A first poll at the low end found the job done: it ended somewhere before, so the
+        low end may be too late. A share of that time stands in as a ratio, pulling the low
+        end down step by step until first polls come before the shortest jobs' ends."""
+        self._early.append((job.units, elapsed * _EARLY_SHARE))
 
     def _follow(self, ratio: float) -> None:
         """Move the multiplier one step toward the ``target_hits`` quantile of an exact ratio."""
@@ -352,6 +323,9 @@ class PollPlanner:
             self._streak = 0
             self._multiplier *= math.exp(self.step * self.target_hits)
         self._multiplier = min(4.0, max(0.25, self._multiplier))
+
+
+_EARLY_SHARE = 0.9
 
 
 def _median(values: list[float]) -> float:
