@@ -237,7 +237,9 @@ def wait_for_job(
             elif not (check_first and timer.polls == 0):
                 limiter = settings.limiter
                 throttled = limiter is not None and limiter.saturated(now)
-                scarce = limiter is not None and limiter.load(now) >= _SCARCE_LOAD
+                # Under a client rate limit (the hosted API's default) requests are budget:
+                # aim first polls at the estimate. Without one, spend them on prompt notice.
+                scarce = limiter is not None
                 gap = (
                     start
                     + planner.next_poll(timer, settings.rng, throttled=throttled, scarce=scarce)
@@ -274,9 +276,6 @@ def wait_for_job(
 
 
 _REPLAN_SECONDS = 0.25
-# Above this share of the rate limit's budget, requests are treated as scarce: first polls
-# aim at the estimate instead of the low end of the durations.
-_SCARCE_LOAD = 0.5
 
 
 def _deadline_passed(allowed: float, job: OCRJob) -> JobTimeoutError:

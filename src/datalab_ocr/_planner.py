@@ -1,13 +1,13 @@
 """Adaptive polling: when to ask about a job, learned from the jobs before it.
 
 Every poll is a request, and under the account's rate limit requests are throughput: a batch
-can finish no faster than (requests per job) x files / (requests per minute). Without a
-binding limit, a request costs little and a late notice costs the caller time. So:
+can finish no faster than (requests per job) x files / (requests per minute). Without a rate
+limit, a request costs little and a late notice costs the caller time. So:
 
-* While the rate limiter has slots free, a job's first poll goes at the low end of what jobs
-  of its size have taken (a low quantile of duration / model), then steps by ``growth`` x
-  elapsed (at least ``min_gap``), so completion is noticed within that margin.
-* While the limiter is saturated, the first poll aims at a quantile of the durations
+* Without a client rate limiter, a job's first poll goes at the low end of what jobs of its
+  size have taken (a low quantile of duration / model), then steps by ``growth`` x elapsed
+  (at least ``min_gap``), so completion is noticed within that margin.
+* Under one (``scarce``), the first poll aims at a quantile of the durations
   (``target_hits``), so most jobs cost one poll, and the rest are noticed within one step.
 
 It learns in three parts:
@@ -146,7 +146,7 @@ class PollPlanner:
     ) -> float:
         """Seconds after the submit at which to poll next.
 
-        ``scarce`` says much of the rate limit's budget is in use (by default, whenever
+        ``scarce`` says requests are budget (a client rate limiter is on; by default, whenever
         ``throttled``): a poll then costs the batch a slot a submit could use, so the first
         poll aims at the estimate, to miss less often; otherwise it goes at the low end of the
         durations seen. ``throttled`` says the limiter has no slot free now, so the wait for a

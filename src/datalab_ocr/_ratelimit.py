@@ -53,11 +53,5 @@ class RateLimiter:
                 and self._slots[0] + self.window + self.margin > now
             )
 
-    def load(self, now: float) -> float:
-        """The share of the budget booked in the window ending at ``now`` (0 to 1)."""
-        with self._lock:
-            start = now - self.window - self.margin
-            return sum(1 for slot in self._slots if slot > start) / self.requests
-
     def __repr__(self) -> str:
         return f"RateLimiter(requests={self.requests}, window={self.window:g})"
