@@ -242,7 +242,9 @@ def wait_for_job(
                 scarce = limiter is not None
                 gap = (
                     start
-                    + planner.next_poll(timer, settings.rng, throttled=throttled, scarce=scarce)
+                    + planner.next_poll(
+                        timer, settings.rng, throttled=throttled, scarce=scarce, elapsed=now - start
+                    )
                     - now
                 )
                 if gap > 0:

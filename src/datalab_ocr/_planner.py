@@ -143,6 +143,7 @@ class PollPlanner:
         *,
         throttled: bool = False,
         scarce: bool | None = None,
+        elapsed: float = 0.0,
     ) -> float:
         """Seconds after the submit at which to poll next.
 
@@ -151,6 +152,9 @@ class PollPlanner:
         poll aims at the estimate, to miss less often; otherwise it goes at the low end of the
         durations seen. ``throttled`` says the limiter has no slot free now, so the wait for a
         slot delays the notice anyway: the aim moves later by ``throttled_margin``.
+        ``elapsed`` (seconds since the submit) lets a job that re-plans late, such as one
+        that waited for the probe, join an unsure job's doubling schedule where it stands
+        instead of polling at once.
         """
         scarce = throttled if scarce is None else scarce or throttled
         last = job.last_running
@@ -171,7 +175,10 @@ class PollPlanner:
         aim, bound, aimed = plan
         if last is None:
             job.aimed = aimed and bound >= aim
-            return min(aim, bound)
+            first = bound
+            while first < elapsed and first < aim:
+                first *= 2.0
+            return min(aim, first)
         if last < aim * (1.0 - 1e-9):
             # Below the estimate: a trusted one is polled at once, an unsure one is
             # approached by doubling from what is known.
