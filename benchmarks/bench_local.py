@@ -13,8 +13,9 @@ image-only PDF, so the server has to OCR them); and the first ``--text-files`` P
 Three measurements, each printed beside its baseline from the same run:
 
 1. Mixed batch (the scans and the 20-page scan) through ``ocr_batch`` against the server's
-   own time for the batch (the same files submitted at once with plain httpx and checked
-   every 20 ms). Goal: the default client within 1.1x of it.
+   own time for the batch (the same files submitted at once with plain httpx, from the first
+   submit to the last completion as the server records it). Goal: the default client within
+   1.1x of it.
 2. The 117-page text PDF right after a one-page scan, through one client: seconds from the
    PDF's completion on the server to ``ocr()`` returning. Goal: within 1 s.
 3. The text-PDF corpus through ``ocr_batch`` against the engine called directly on the same
@@ -135,9 +136,11 @@ def _server(workers: int, long_poll: bool) -> LocalServer:
 
 
 def _raw(server: LocalServer, files: list[Path]) -> float:
-    """The server's own time for ``files``: all submitted at once, checked every 20 ms."""
-    started = time.perf_counter()
+    """The server's own time for ``files``: from the first submit, all sent at once, to the
+    last job's completion as the server records it (checks every 0.2 s only to know when to
+    stop; they do not set the figure)."""
     with httpx.Client(timeout=120.0) as http:
+        started = time.monotonic()
         urls = []
         for path in files:
             answer = http.post(
@@ -150,8 +153,9 @@ def _raw(server: LocalServer, files: list[Path]) -> float:
         while urls:
             urls = [url for url in urls if http.get(url).json()["status"] != "complete"]
             if urls:
-                time.sleep(0.02)
-    return time.perf_counter() - started
+                time.sleep(0.2)
+        completed = float(http.get(f"{server.base_url}/_local/stats").json()["last_completed"])
+    return completed - started
 
 
 Contender = tuple[str, bool, Callable[[str], DatalabClient]]

@@ -245,3 +245,17 @@ def test_a_resumed_job_of_unknown_start_follows_the_fixed_schedule() -> None:
 
     assert times == [2, 6, 14]
     assert not job.probe
+
+
+def test_a_job_that_waited_for_the_probe_polls_at_its_estimate_not_at_once() -> None:
+    planner = PollPlanner(PollPolicy())
+    probe = planner.begin(1)
+    waiting = planner.begin(3)
+    run_probe = [0.5 * step for step in range(1, 11)]
+    for at in run_probe:
+        planner.running(probe, at)
+    planner.finished(probe, 5.25)
+
+    at = planner.next_poll(waiting, RNG, scarce=True, elapsed=4.8)
+
+    assert at == pytest.approx(5.0, rel=0.05)
