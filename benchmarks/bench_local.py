@@ -8,7 +8,10 @@ Documents, all public and none made here, read from the mirrors at run time (not
 committed): the 117-page text PDF ``GeoTopo-komprimiert.pdf`` of ``py-pdf/sample-files``;
 "scans" rendered from its pages (``--scans`` one-page PNGs at 120 dpi and a 20-page
 image-only PDF, so the server has to OCR them); and the first ``--text-files`` PDFs of
-``mozilla/pdf.js``'s test corpus that have a text layer and at most 60 pages.
+``mozilla/pdf.js``'s test corpus that have a text layer and at most 60 pages. Both are
+read with ``git --git-dir=...``: ``--sample-files`` and ``--pdfjs`` take the git directories
+of clones of https://github.com/py-pdf/sample-files and https://github.com/mozilla/pdf.js
+(``path/to/clone/.git``, or a bare clone).
 
 Three measurements, each printed beside its baseline from the same run:
 
@@ -75,10 +78,12 @@ def _render(pdf: Path, indices: list[int]) -> list[Any]:
         document.close()
 
 
-def _documents(folder: Path, scans: int, text_files: int) -> dict[str, Any]:
+def _documents(
+    folder: Path, scans: int, text_files: int, sample_files: Path, pdfjs: Path
+) -> dict[str, Any]:
     """Write the benchmark's documents into ``folder``."""
     geotopo = folder / "GeoTopo-komprimiert.pdf"
-    geotopo.write_bytes(_git_show(SAMPLE_FILES, GEOTOPO))
+    geotopo.write_bytes(_git_show(sample_files, GEOTOPO))
     pngs: list[Path] = []
     for number, image in enumerate(_render(geotopo, list(range(10, 10 + scans)))):
         path = folder / f"scan-{number:02d}.png"
@@ -88,7 +93,7 @@ def _documents(folder: Path, scans: int, text_files: int) -> dict[str, Any]:
     scan_pdf = folder / "scan-20-pages.pdf"
     pages[0].save(scan_pdf, save_all=True, append_images=pages[1:], resolution=SCAN_DPI)
     listing = subprocess.run(
-        ["git", f"--git-dir={PDFJS}", "ls-tree", "-r", "--name-only", "HEAD", "test/pdfs"],
+        ["git", f"--git-dir={pdfjs}", "ls-tree", "-r", "--name-only", "HEAD", "test/pdfs"],
         capture_output=True,
         text=True,
         check=True,
@@ -98,7 +103,7 @@ def _documents(folder: Path, scans: int, text_files: int) -> dict[str, Any]:
         if len(texts) >= text_files:
             break
         try:
-            content = _git_show(PDFJS, name)
+            content = _git_show(pdfjs, name)
         except subprocess.CalledProcessError:
             continue  # the mirror leaves its largest files out
         if not 10_000 <= len(content) <= 5_000_000 or not _has_text_layer(content):
@@ -226,11 +231,13 @@ def main() -> None:
     parser.add_argument("--text-files", type=int, default=40)
     parser.add_argument("--scans", type=int, default=24)
     parser.add_argument("--workers", type=int, default=ServerConfig().workers)
+    parser.add_argument("--sample-files", type=Path, default=SAMPLE_FILES, metavar="GIT_DIR")
+    parser.add_argument("--pdfjs", type=Path, default=PDFJS, metavar="GIT_DIR")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="bench-local-"))
     try:
-        docs = _documents(folder, args.scans, args.text_files)
+        docs = _documents(folder, args.scans, args.text_files, args.sample_files, args.pdfjs)
         mixed = [*docs["pngs"], docs["scan_pdf"]]
         texts = docs["texts"]
         print(
