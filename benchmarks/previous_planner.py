@@ -54,15 +54,10 @@ def previous_planner(policy: PollPolicy) -> Any | None:
     base: Any = _MODULE.PollPlanner
 
     class Previous(base):  # type: ignore[misc]
-        """Today's flow passes ``scarce``, which the old planner did not know."""
+        """Today's flow passes ``scarce`` and ``elapsed``, which the old planner did not know."""
 
         def next_poll(
-            self,
-            job: Any,
-            rng: random.Random,
-            *,
-            throttled: bool = False,
-            scarce: bool | None = None,
+            self, job: Any, rng: random.Random, *, throttled: bool = False, **_: Any
         ) -> float:
             result: float = super().next_poll(job, rng, throttled=throttled)
             return result
