@@ -273,7 +273,8 @@ class _InFlight:
             self._keys.discard(key)
 
 
-# Keys include the base URL and the content, so one set serves every client of the process.
+# Keys include the service (base URL or local server identity) and the content, so one set
+# serves every client of the process.
 _IN_FLIGHT = _InFlight()
 _DUPLICATE_WAIT = 0.25
 

@@ -29,8 +29,9 @@ is no later than the shortest comparable duration measured (jobs within 2x its s
 polls back off by doubling up to the estimate. One slow job, or jobs of another size, cannot
 push a job's first poll out by minutes.
 
-Until anything is known, one job at a time (the probe) polls in small steps to measure; the
-others wait, checking on their own only sparingly (after ``patience`` seconds, then as their
+Until anything is known, one job at a time (the probe) polls in small steps to measure
+(while requests are free, every job does); under a rate limiter the others wait, checking on
+their own only sparingly (after ``patience`` seconds, then as their
 elapsed time doubles), and re-plan as soon as the probe reports. With ``adaptive=False`` the
 fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
 """
@@ -165,7 +166,9 @@ class PollPlanner:
             self._claim_probe(job)
         plan = self._plan(job.units, scarce, throttled)
         if plan is None:
-            if job.probe:
+            if job.probe or not scarce:
+                # The probe measures in small steps; while requests are free every job does,
+                # rather than sit out ``patience`` while a long probe runs.
                 return self.min_gap if last is None else self._step_after(last)
             # Waiting for the probe: a job like it is most likely still running while the
             # probe is, and the probe's result re-plans this job the moment it arrives.

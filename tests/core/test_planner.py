@@ -207,14 +207,22 @@ def test_a_late_estimate_comes_down_quickly_when_every_first_poll_hits() -> None
     assert max(counts[-10:]) <= 2
 
 
-def test_jobs_waiting_for_the_probe_do_not_poll_before_patience() -> None:
+def test_under_a_rate_limit_jobs_waiting_for_the_probe_do_not_poll_before_patience() -> None:
     planner = PollPlanner(PollPolicy(), patience=8.0)
     planner.begin(1)  # the probe
     waiting = planner.begin(1)
 
-    assert planner.next_poll(waiting, RNG) == 8.0
+    assert planner.next_poll(waiting, RNG, scarce=True) == 8.0
     planner.running(waiting, 8.0)
-    assert planner.next_poll(waiting, RNG) == 16.0
+    assert planner.next_poll(waiting, RNG, scarce=True) == 16.0
+
+
+def test_with_requests_free_jobs_waiting_for_the_probe_measure_on_their_own() -> None:
+    planner = PollPlanner(PollPolicy())
+    planner.begin(1)  # the probe
+    waiting = planner.begin(1)
+
+    assert planner.next_poll(waiting, RNG) == 0.5
 
 
 def test_a_fixed_overhead_is_not_taken_for_time_per_page() -> None:
