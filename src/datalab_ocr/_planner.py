@@ -304,6 +304,7 @@ class PollPlanner:
         if ratio <= self._multiplier:
             self._multiplier *= math.exp(-self.step * (1.0 - self.target_hits))
         else:
+            self._streak = 0  # a job later than the estimate ends a run of early hits
             self._multiplier *= math.exp(self.step * self.target_hits)
         self._multiplier = min(4.0, max(0.25, self._multiplier))
 
