@@ -276,16 +276,13 @@ class PollPlanner:
             # Seen running shortly before (or submitted shortly before): measured closely.
             duration = (lower + elapsed) / 2
             self._measured.append((job.units, duration))
-        elif job.last_running is not None and not self._measured:
-            # Nothing measured closely yet (a rate limit that holds every poll back keeps it
-            # so): a job seen running at L and done at U ended somewhere between, and the
-            # geometric mean is a fair middle for a wide interval; only until a close one.
+        elif job.last_running is not None:
+            # Seen running at L and done at U, far apart (a rate limit holding polls back
+            # keeps it so): it ended somewhere between, and the geometric mean is a fair
+            # middle for a wide interval. Used while the close ones cannot tell a time per
+            # page from a fixed part.
             self._loose.append((job.units, math.sqrt(lower * elapsed)))
-        self._model = (
-            _fit(self._measured or self._loose, self.size_spread)
-            if (self._measured or self._loose)
-            else None
-        )
+        self._model = self._refit()
         if duration is None:
             return None
         base = self._base(job.units)
@@ -298,6 +295,17 @@ class PollPlanner:
         low end may be too late. A share of that time stands in as a ratio, pulling the low
         end down step by step until first polls come before the shortest jobs' ends."""
         self._early.append((job.units, elapsed * _EARLY_SHARE))
+
+    def _refit(self) -> tuple[float, float] | None:
+        measured = self._measured
+        if len(measured) >= 3 and _varied(measured, self.size_spread):
+            return _fit(measured, self.size_spread)
+        both = deque(itertools.chain(measured, self._loose))
+        if len(both) >= 3 and _varied(both, self.size_spread):
+            return _fit(both, self.size_spread)
+        if measured or self._loose:
+            return _fit(measured or self._loose, self.size_spread)
+        return None
 
     def _follow(self, ratio: float) -> None:
         """Move the multiplier one step toward the ``target_hits`` quantile of an exact ratio."""
@@ -345,6 +353,11 @@ def _median(values: list[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _varied(measured: deque[tuple[float, float]], size_spread: float) -> bool:
+    sizes = [units for units, _ in measured]
+    return max(sizes) >= size_spread * min(sizes)
 
 
 def _fit(measured: deque[tuple[float, float]], size_spread: float) -> tuple[float, float]:
