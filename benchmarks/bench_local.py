@@ -250,7 +250,9 @@ def main() -> None:
         for long_poll in (True, False):
             server = _server(args.workers, long_poll)
             try:
-                _raw(server, docs["pngs"][: args.workers])  # warm the workers
+                # Warm the workers on both kinds of pages (process start, model and PDF
+                # library loads), so the first contender is not charged for it.
+                _raw(server, [*docs["pngs"][: args.workers], *texts[:2]])
                 server_time[long_poll] = _raw(server, mixed)
                 for label, wants, make in CONTENDERS:
                     if wants != long_poll:
