@@ -22,13 +22,14 @@ HERE = Path(__file__).resolve().parent
 # name -> (full arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_parse": ([], ["--pages", "1000", "--repeat", "1"]),
-    "bench_polling": (["--variants"], ["--jobs", "100"]),
+    "bench_polling": ([], ["--jobs", "100"]),
     "bench_upload_memory": ([], ["--mb", "50"]),
     "bench_server": ([], ["--jobs", "4", "--text-pages", "10"]),
     "bench_batch": (
-        [],
+        ["--pages", "1-3"],
         ["--files", "40", "--latency", "2", "--rate-requests", "40", "--rate-window", "24"],
     ),
+    "bench_local": ([], ["--text-files", "10", "--scans", "6"]),
 }
 
 

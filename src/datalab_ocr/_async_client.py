@@ -24,6 +24,7 @@ from ._batch import (
     BatchResult,
     ErrorPolicy,
     note_progress,
+    page_weights,
     progress_bar,
 )
 from ._cache import ResultCache
@@ -165,12 +166,14 @@ class AsyncDatalabClient(_BaseClient):
         workers: list[asyncio.Task[None]] = []
         completed: list[BatchItem] = []
         counts = {"pages": 0, "failed": 0}
-        with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
+        weights = await asyncio.to_thread(page_weights, todo, options, show_progress)
+        pages = sum(weights.values()) + len(refused) if weights else 0
+        with progress_bar(len(refused) + len(todo), show_progress, "OCR", pages) as bar:
             try:
                 # Refused files first, before any upload starts: a caller that stops at the
                 # first of them has sent nothing.
                 for item in refused:
-                    note_progress(bar, item, counts)
+                    note_progress(bar, item, counts, weights)
                     if _settle(item, policy, completed):
                         yield item
                 workers.extend(
@@ -180,7 +183,7 @@ class AsyncDatalabClient(_BaseClient):
                     outcome = await done.get()
                     if isinstance(outcome, BaseException):
                         raise outcome
-                    note_progress(bar, outcome, counts)
+                    note_progress(bar, outcome, counts, weights)
                     if _settle(outcome, policy, completed):
                         yield outcome
             finally:

@@ -223,6 +223,13 @@ class _BaseClient:
         extra: dict[str, Any] = {}
         if self._timeout is not None:
             extra["timeout"] = self._timeout
+        if step.read_timeout is not None:
+            # A long poll: the answer may take the whole wait, so read for longer than that.
+            base = self._timeout or http.timeout
+            read = max(base.read or 0.0, step.read_timeout)
+            extra["timeout"] = httpx.Timeout(
+                connect=base.connect, read=read, write=base.write, pool=base.pool
+            )
         if step.upload is not None:
             upload = step.upload
             stream = files.enter_context(upload.open())

@@ -120,8 +120,13 @@ class ResultCache:
         options: Mapping[str, str],
         base_url: str,
         endpoint: str = "/api/v1/ocr",
+        server_id: str | None = None,
     ) -> str:
         """The cache key of one request: a SHA-256 hex digest.
+
+        ``server_id`` (a local server's ``X-Datalab-Server-Id``) stands in for ``base_url``
+        when given: every local server with the same engine and settings gives the same
+        result, whatever port it listens on. The hosted API sends none and is keyed by its URL.
 
         The caller passes as ``options`` the canonical form fields it sends
         (:meth:`OCROptions.form_fields`), so that equal requests give equal keys however
@@ -130,12 +135,13 @@ class ResultCache:
         A trailing slash of ``base_url`` is ignored. The API key is never an input.
         """
         fields = {name: value for name, value in options.items() if name != "skip_cache"}
+        where = {"server_id": server_id} if server_id else {"base_url": base_url.rstrip("/")}
         canonical = json.dumps(
             {
                 "v": _KEY_VERSION,
                 "content_sha256": content_sha256.lower(),
                 "options": fields,
-                "base_url": base_url.rstrip("/"),
+                **where,
                 "endpoint": endpoint,
             },
             sort_keys=True,
@@ -241,6 +247,32 @@ class ResultCache:
                 conn.execute("DELETE FROM jobs WHERE key = ?", (key,))
         except sqlite3.Error as error:
             _log_failure("forget a submitted job", error)
+
+    def forget_jobs_of_stopped_servers(self, server_id: str, instance: str) -> int:
+        """Forget jobs recorded for earlier runs of local servers with ``server_id``.
+
+        A local server keeps its jobs in memory only, so once it stops (an embedded server
+        stops with its process) its request ids mean nothing; ``instance`` is the run now
+        answering. Returns how many were forgotten.
+        """
+        try:
+            with self._connection() as conn:
+                rows = conn.execute("SELECT key, job FROM jobs").fetchall()
+                gone = []
+                for key, stored in rows:
+                    try:
+                        job = _load_job(stored)
+                    except (TypeError, ValueError):
+                        continue
+                    if job.server_id == server_id and job.server_instance not in (None, instance):
+                        gone.append((key,))
+                if gone:
+                    with _write(conn):
+                        conn.executemany("DELETE FROM jobs WHERE key = ?", gone)
+        except sqlite3.Error as error:
+            _log_failure("forget the jobs of stopped servers", error)
+            return 0
+        return len(gone)
 
     # -- housekeeping ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from ._batch import (
     BatchResult,
     ErrorPolicy,
     note_progress,
+    page_weights,
     progress_bar,
 )
 from ._cache import ResultCache
@@ -173,12 +174,14 @@ class DatalabClient(_BaseClient):
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="datalab-ocr")
         completed: list[BatchItem] = []
         counts = {"pages": 0, "failed": 0}
-        with progress_bar(len(refused) + len(todo), show_progress, "OCR") as bar:
+        weights = page_weights(todo, options, show_progress)
+        pages = sum(weights.values()) + len(refused) if weights else 0
+        with progress_bar(len(refused) + len(todo), show_progress, "OCR", pages) as bar:
             try:
                 # Refused files first, before any upload starts: a caller that stops at the
                 # first of them has sent nothing.
                 for item in refused:
-                    note_progress(bar, item, counts)
+                    note_progress(bar, item, counts, weights)
                     if _settle(item, policy, completed):
                         yield item
                 futures: list[Future[BatchItem]] = [
@@ -187,7 +190,7 @@ class DatalabClient(_BaseClient):
                 ]
                 for future in as_completed(futures):
                     item = future.result()
-                    note_progress(bar, item, counts)
+                    note_progress(bar, item, counts, weights)
                     if _settle(item, policy, completed):
                         yield item
             finally:

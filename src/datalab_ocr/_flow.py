@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._clock import Clock
+from ._config import is_hosted
 from ._exceptions import (
     APIConnectionError,
     APIResponseError,
@@ -41,6 +42,7 @@ from ._policies import (
     parse_retry_after,
 )
 from ._ratelimit import RateLimiter
+from ._server_info import ServerInfo, ServerKnowledge, read_server_info
 
 __all__ = [
     "Endpoint",
@@ -51,6 +53,8 @@ __all__ = [
     "Sleep",
     "Step",
     "check_job",
+    "expected_pages",
+    "learn_server",
     "run_ocr",
     "submit_job",
     "wait_for_job",
@@ -70,6 +74,8 @@ class Send:
     action: str
     upload: Upload | None = None
     form: dict[str, str] = field(default_factory=dict)
+    read_timeout: float | None = None
+    """At least this long for the answer (a long poll), beyond the client's read timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,7 @@ class FlowSettings:
     endpoint: Endpoint = field(default_factory=Endpoint)
     limiter: RateLimiter | None = None
     planner: PollPlanner | None = None
+    server: ServerKnowledge = field(default_factory=ServerKnowledge)
 
     def __post_init__(self) -> None:
         if self.planner is None:
@@ -152,8 +159,12 @@ def submit_job(
     request = Send(
         "POST", settings.url(), action="submit", upload=upload, form=options.form_fields()
     )
-    answer, _ = yield from _exchange(
-        settings, request, context, lambda response: _parse(response, SubmitResponse), deadline
+    (answer, server), _ = yield from _exchange(
+        settings,
+        request,
+        context,
+        lambda response: (_parse(response, SubmitResponse), read_server_info(response.headers)),
+        deadline,
     )
     if answer.success is False:
         raise JobFailedError(
@@ -169,11 +180,15 @@ def submit_job(
         filename=upload.display_name,
         page_range=options.page_range,
         max_pages=options.max_pages,
-        expected_pages=_expected_pages(upload, options),
+        expected_pages=expected_pages(upload, options),
+        long_poll=server.long_poll,
+        server_id=server.server_id,
+        server_instance=server.instance,
     )
 
 
-def _expected_pages(upload: Upload, options: OCROptions) -> int:
+def expected_pages(upload: Upload, options: OCROptions) -> int:
+    """The client's guess of the pages a job will OCR, before it is sent."""
     if options.page_range is not None:
         return len(options.page_range)
     pages = upload.page_hint
@@ -197,6 +212,10 @@ def wait_for_job(
     policy's timeout from now) passes first. ``check_first`` checks at once, for resuming a
     job that may already be done. ``submitted_at`` (monotonic) is when the job was submitted,
     if known; only then does its duration teach the planner.
+
+    A server that offers a long poll (``X-Datalab-Long-Poll`` on its answers; the local server
+    does, the hosted API does not) is asked with ``?wait=`` at once and again after each
+    ``processing``: it answers the moment the job completes, so nothing is guessed.
     """
     clock = settings.clock
     planner = settings.planner
@@ -206,7 +225,8 @@ def wait_for_job(
         deadline = clock.monotonic() + settings.polling.timeout
     allowed = max(0.0, deadline - clock.monotonic())
     context = _Context(job.filename, job.request_id, job.check_url)
-    learned = submitted_at is not None
+    long_poll = job.long_poll
+    learned = submitted_at is not None and long_poll is None
     timer = planner.begin(job.expected_pages or 1, known_start=learned)
     finished_at: float | None = None
     last_sent = -math.inf
@@ -214,22 +234,35 @@ def wait_for_job(
         while True:
             now = clock.monotonic()
             remaining = deadline - now
+            wait = 0.0
             if remaining <= 0:
                 if last_sent >= deadline:
                     raise _deadline_passed(allowed, job)
                 # Out of time: one last look, as the job may have ended since the last poll.
+            elif long_poll is not None:
+                wait = min(long_poll, remaining)
             elif not (check_first and timer.polls == 0):
-                throttled = settings.limiter is not None and settings.limiter.saturated(now)
-                wait = start + planner.next_poll(timer, settings.rng, throttled=throttled) - now
-                if wait > 0:
+                limiter = settings.limiter
+                throttled = limiter is not None and limiter.saturated(now)
+                # Under a client rate limit (the hosted API's default) requests are budget:
+                # aim first polls at the estimate. Without one, spend them on prompt notice.
+                scarce = limiter is not None
+                gap = (
+                    start
+                    + planner.next_poll(
+                        timer, settings.rng, throttled=throttled, scarce=scarce, elapsed=now - start
+                    )
+                    - now
+                )
+                if gap > 0:
                     # While an estimate may arrive any moment, wake up to re-plan every
                     # quarter second instead of sleeping through the whole gap.
                     if planner.learning(timer):
-                        wait = min(wait, _REPLAN_SECONDS)
-                    yield Sleep(min(wait, remaining), "poll")
+                        gap = min(gap, _REPLAN_SECONDS)
+                    yield Sleep(min(gap, remaining), "poll")
                     continue
-            result, sent_at = yield from _check(settings, job, context, deadline)
-            last_sent = sent_at
+            (result, server), sent_at = yield from _check(settings, job, context, deadline, wait)
+            last_sent = sent_at + wait
             # When the answering request actually left: a rate-limit wait or a retry may
             # have come between the plan and the send, and the planner learns from the send.
             sent = sent_at - start
@@ -242,6 +275,10 @@ def wait_for_job(
                     len(result.pages),
                 )
                 return _finish(result, job)
+            if server.long_poll is not None and long_poll is None:
+                # A job resumed by id learns of the long poll from its first check.
+                long_poll = server.long_poll
+                learned = False
             planner.running(timer, sent)
     finally:
         planner.finished(timer, finished_at)
@@ -264,22 +301,76 @@ def _deadline_passed(allowed: float, job: OCRJob) -> JobTimeoutError:
 def check_job(settings: FlowSettings, job: OCRJob) -> Flow[OCRResult]:
     """Check a job once; the answer may still be ``processing``."""
     context = _Context(job.filename, job.request_id, job.check_url)
-    result, _ = yield from _check(settings, job, context, None)
+    (result, _), _ = yield from _check(settings, job, context, None)
     if _is_finished(result, context):
         return _finish(result, job)
     return result
 
 
 def _check(
-    settings: FlowSettings, job: OCRJob, context: _Context, deadline: float | None
-) -> Flow[tuple[OCRResult, float]]:
-    request = Send("GET", job.check_url, action="poll")
+    settings: FlowSettings,
+    job: OCRJob,
+    context: _Context,
+    deadline: float | None,
+    wait: float = 0.0,
+) -> Flow[tuple[tuple[OCRResult, ServerInfo], float]]:
+    """One check of ``job``; with ``wait`` > 0, a long poll of up to that many seconds."""
+    if wait > 0:
+        url = str(httpx.URL(job.check_url).copy_merge_params({"wait": f"{wait:.2f}"}))
+        request = Send("GET", url, action="poll", read_timeout=wait + _LONG_POLL_SLACK)
+    else:
+        request = Send("GET", job.check_url, action="poll")
     model = settings.endpoint.result_model
     return (
         yield from _exchange(
-            settings, request, context, lambda response: _parse(response, model), deadline
+            settings,
+            request,
+            context,
+            lambda response: (_parse(response, model), read_server_info(response.headers)),
+            deadline,
         )
     )
+
+
+# The read timeout of a long poll exceeds its wait by this much, so a slow answer at the end
+# of the wait is not taken for a dead connection.
+_LONG_POLL_SLACK = 15.0
+
+
+def learn_server(settings: FlowSettings) -> Flow[ServerInfo]:
+    """What the server says about itself, asked once per client (``OPTIONS`` on the endpoint).
+
+    The hosted API is never asked: it sends no identity, and its answers go on being keyed
+    by the base URL. A server that does not answer, or answers without the headers, gets an
+    empty :class:`ServerInfo`, which means the same.
+    """
+    knowledge = settings.server
+    if is_hosted(settings.base_url):
+        return ServerInfo()
+    while not knowledge.known:
+        if not knowledge.claim():
+            yield Sleep(_ASK_WAIT, "another flow asks the server who it is")
+            continue
+        info: ServerInfo | None = None
+        try:
+            if settings.limiter is not None:
+                wait = settings.limiter.reserve(settings.clock.monotonic())
+                if wait > 0:
+                    yield Sleep(wait, "rate limit")
+            outcome = yield Send("OPTIONS", settings.url(), action="describe")
+            if isinstance(outcome, httpx.Response):
+                info = read_server_info(outcome.headers)
+            else:
+                logger.debug("the server did not say who it is: %s", outcome)
+        finally:
+            knowledge.learn(info)
+        if info is None:
+            # No answer (the submit will say why); keyed by the base URL this time.
+            return ServerInfo()
+    return knowledge.info
+
+
+_ASK_WAIT = 0.02
 
 
 _RUNNING = frozenset({"processing", "pending", "queued", "running", "in_progress"})

@@ -137,6 +137,9 @@ class OCRJob:
     The service keeps a result for one hour after completion. Store ``request_id`` (and the
     ``page_range`` that was asked for) to collect the result later with ``wait()``.
     ``expected_pages`` is the client's guess of the pages to OCR, used to time polls.
+    ``long_poll`` is the longest check wait (seconds) the server offered, None for the hosted
+    API; ``server_id`` and ``server_instance`` identify a local server and its run, so a job
+    recorded for a server that has since stopped is not polled.
     """
 
     request_id: str
@@ -145,3 +148,6 @@ class OCRJob:
     page_range: tuple[int, ...] | None = None
     max_pages: int | None = None
     expected_pages: int | None = None
+    long_poll: float | None = None
+    server_id: str | None = None
+    server_instance: str | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from ._client import DatalabClient
 from ._config import API_KEY_ENV, BASE_URL_ENV
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._page_range import parse_page_range
+from ._policies import PollPolicy
 
 __all__ = ["SUPPORTED_EXTENSIONS", "build_parser", "expand_paths", "main"]
 
@@ -149,6 +151,7 @@ def _add_ocr_command(commands: Any) -> None:
         help=f"the API key; prefer the {API_KEY_ENV} environment variable, which does not "
         "show in the process list or the shell history",
     )
+    _add_polling_options(ocr)
     ocr.add_argument(
         "--quiet",
         "-q",
@@ -156,6 +159,83 @@ def _add_ocr_command(commands: Any) -> None:
         help="no progress bar and no per-file lines (failures are still reported)",
     )
     ocr.add_argument("--verbose", "-v", action="store_true", help="log submits and retries")
+
+
+def _add_polling_options(ocr: Any) -> None:
+    """The client's PollPolicy settings, with its defaults."""
+    default = PollPolicy()
+    polling = ocr.add_argument_group(
+        "polling",
+        "How often to ask whether a job is done (the client's PollPolicy). A local server "
+        "that offers a long poll answers the moment a job completes: the schedule options "
+        "then do not matter, only --job-timeout does.",
+    )
+    polling.add_argument(
+        "--job-timeout",
+        type=_positive_float,
+        default=default.timeout,
+        metavar="SECONDS",
+        help=f"give up on a job this long after its submit (default: {default.timeout:g}); "
+        "it can be collected later from the result cache's ledger by running again",
+    )
+    polling.add_argument(
+        "--fixed-polling",
+        action="store_true",
+        help="poll on the fixed schedule below instead of learning how long jobs take",
+    )
+    polling.add_argument(
+        "--poll-initial",
+        type=_non_negative_float,
+        default=default.initial_delay,
+        metavar="SECONDS",
+        help=f"first check this long after the submit (default: {default.initial_delay:g})",
+    )
+    polling.add_argument(
+        "--poll-multiplier",
+        type=_at_least_one,
+        default=default.multiplier,
+        metavar="X",
+        help=f"each gap between checks X times the last (default: {default.multiplier:g})",
+    )
+    polling.add_argument(
+        "--poll-max-delay",
+        type=_non_negative_float,
+        default=default.max_delay,
+        metavar="SECONDS",
+        help=f"longest gap between checks (default: {default.max_delay:g})",
+    )
+
+
+def _polling(args: argparse.Namespace) -> PollPolicy:
+    return PollPolicy(
+        initial_delay=args.poll_initial,
+        multiplier=args.poll_multiplier,
+        max_delay=args.poll_max_delay,
+        timeout=args.job_timeout,
+        adaptive=not args.fixed_polling,
+    )
+
+
+def _number(text: str, *, low: float, strict: bool, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {what}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, low=0.0, strict=True, what="more than 0")
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, low=0.0, strict=False, what="0 or more")
+
+
+def _at_least_one(text: str) -> float:
+    return _number(text, low=1.0, strict=False, what="1 or more")
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -270,10 +350,13 @@ def _open_client(args: argparse.Namespace) -> DatalabClient:
     has_key = args.api_key or os.environ.get(API_KEY_ENV)
     local = args.local or not (explicit_service or has_key)
     try:
+        polling = _polling(args)
         if local:
-            client = DatalabClient(local=True, cache=cache)
+            client = DatalabClient(local=True, cache=cache, polling=polling)
         else:
-            client = DatalabClient(api_key=args.api_key, base_url=args.base_url, cache=cache)
+            client = DatalabClient(
+                api_key=args.api_key, base_url=args.base_url, cache=cache, polling=polling
+            )
     except ConfigurationError as error:
         if local and not args.local and isinstance(error.__cause__, ImportError):
             raise UsageError(

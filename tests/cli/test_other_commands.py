@@ -110,3 +110,14 @@ def test_serve_takes_the_servers_own_options() -> None:
     assert (args.command, args.port, args.host) == ("serve", 8123, "127.0.0.1")
     config = config_from_args(args)
     assert (config.engine, config.workers, config.rate_limit_requests) == ("none", 1, 10)
+
+
+def test_the_ocr_polling_options_become_the_clients_poll_policy() -> None:
+    from datalab_ocr.cli import _polling, build_parser
+
+    args = build_parser().parse_args(
+        ["ocr", "x.pdf", "--fixed-polling", "--job-timeout", "30", "--poll-initial", "2"]
+    )
+
+    policy = _polling(args)
+    assert (policy.adaptive, policy.timeout, policy.initial_delay) == (False, 30.0, 2.0)

@@ -18,9 +18,16 @@ pytestmark = pytest.mark.contract
 def test_the_rate_limits_429_is_retried_after_the_servers_retry_after(
     contract: Callable[..., Contract], tmp_path: Path
 ) -> None:
-    # Two requests a second and a job that needs several polls: the client (its own rate
-    # limiter off) runs into the server's limit and must wait as told to get through.
-    run = contract(engine="none", latency=0.3, rate_limit_requests=2, rate_limit_window=1.0)
+    # Two requests a second and a job that needs several polls (no long poll, which would
+    # need one): the client (its own rate limiter off) runs into the server's limit and must
+    # wait as told to get through.
+    run = contract(
+        engine="none",
+        latency=0.3,
+        rate_limit_requests=2,
+        rate_limit_window=1.0,
+        long_poll_max=0,
+    )
     started = time.monotonic()
     result: OCRResult = run.call("ocr", write_pdf(tmp_path, "doc.pdf", 1))
     elapsed = time.monotonic() - started

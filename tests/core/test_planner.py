@@ -13,12 +13,14 @@ from datalab_ocr._planner import PollPlanner
 RNG = random.Random(0)
 
 
-def run_job(planner: PollPlanner, duration: float, units: float = 1) -> list[float]:
+def run_job(
+    planner: PollPlanner, duration: float, units: float = 1, *, throttled: bool = False
+) -> list[float]:
     """Poll one job that completes ``duration`` s after submit; return the poll times."""
     job = planner.begin(units)
     polls = []
     while True:
-        at = planner.next_poll(job, RNG)
+        at = planner.next_poll(job, RNG, throttled=throttled)
         polls.append(at)
         if at >= duration:
             planner.finished(job, at)
@@ -34,13 +36,24 @@ def test_the_first_job_probes_in_small_steps_and_notices_completion_soon() -> No
     assert polls[-1] - 20.0 <= max(0.5, 0.1 * 20.0)
 
 
-def test_later_jobs_of_similar_length_need_about_one_poll() -> None:
+SIMILAR = [10.0 * (1 + 0.02 * ((i * 7) % 5 - 2)) for i in range(60)]
+
+
+def test_under_a_saturated_limit_later_jobs_of_similar_length_need_about_one_poll() -> None:
     planner = PollPlanner(PollPolicy())
-    durations = [10.0 * (1 + 0.02 * ((i * 7) % 5 - 2)) for i in range(60)]
-    counts = [len(run_job(planner, duration)) for duration in durations]
+    counts = [len(run_job(planner, duration, throttled=True)) for duration in SIMILAR]
 
     later = counts[10:]
     assert sum(later) / len(later) <= 1.5
+
+
+def test_with_requests_free_later_jobs_are_noticed_within_a_tenth_in_few_polls() -> None:
+    planner = PollPlanner(PollPolicy())
+    runs = [(duration, run_job(planner, duration)) for duration in SIMILAR]
+
+    later = runs[10:]
+    assert sum(len(polls) for _, polls in later) / len(later) <= 2.5
+    assert all(polls[-1] - duration <= 0.1 * duration for duration, polls in later)
 
 
 def test_completion_is_noticed_within_ten_percent_once_learned() -> None:
@@ -53,12 +66,74 @@ def test_completion_is_noticed_within_ten_percent_once_learned() -> None:
     assert 30.0 <= polls[-1] <= 33.0
 
 
-def test_durations_are_learned_per_page() -> None:
+def test_durations_are_learned_per_page_once_sizes_vary() -> None:
+    planner = PollPlanner(PollPolicy())
+    for pages in (2, 8, 4, 16, 2, 8, 4, 16, 2, 8):
+        run_job(planner, 2.0 * pages, units=pages)
+
+    assert planner.expected(40) == pytest.approx(80.0, rel=0.1)
+
+
+def test_look_alike_jobs_teach_no_time_per_page() -> None:
     planner = PollPlanner(PollPolicy())
     for _ in range(10):
         run_job(planner, 4.0, units=2)
 
-    assert planner.expected(10) == pytest.approx(20.0, rel=0.1)
+    assert planner.expected(100) == pytest.approx(planner.expected(2))
+
+
+def test_a_big_job_after_look_alike_small_ones_is_noticed_within_a_second() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(10):
+        run_job(planner, 4.0, units=2)
+
+    polls = run_job(planner, 0.8, units=117)
+
+    assert polls[-1] <= 1.0
+
+
+def test_a_big_job_after_one_slow_scan_is_polled_first_within_a_second() -> None:
+    planner = PollPlanner(PollPolicy())
+    run_job(planner, 140.0, units=1)  # one slow one-page scan
+
+    polls = run_job(planner, 0.8, units=117)
+
+    assert polls[0] <= 1.0
+    assert polls[-1] <= 1.6
+
+
+def test_an_unsure_first_poll_backs_off_by_doubling_up_to_the_estimate() -> None:
+    planner = PollPlanner(PollPolicy())
+    run_job(planner, 40.0, units=1)
+
+    polls = run_job(planner, 45.0, units=117)
+
+    assert polls[:4] == pytest.approx([1.0, 2.0, 4.0, 8.0])
+    assert polls[-1] - 45.0 <= 0.1 * 45.0 + 1e-9
+    assert len(polls) <= 10
+
+
+def test_one_slow_outlier_does_not_push_out_the_first_polls_of_jobs_like_the_others() -> None:
+    planner = PollPlanner(PollPolicy())
+    for _ in range(10):
+        run_job(planner, 5.0)
+    run_job(planner, 140.0)
+
+    polls = run_job(planner, 5.0)
+
+    assert polls[0] <= 5.5
+    assert polls[-1] - 5.0 <= 0.5
+
+
+def test_a_probe_done_at_its_first_poll_teaches_the_jobs_waiting_for_it() -> None:
+    planner = PollPlanner(PollPolicy())
+    probe = planner.begin(1)
+    waiting = planner.begin(1)
+    assert planner.next_poll(probe, RNG) == 0.5
+
+    planner.finished(probe, 0.5)
+
+    assert planner.next_poll(waiting, RNG) <= 0.5
 
 
 def test_after_a_miss_polls_step_by_a_tenth_of_the_elapsed_time() -> None:
@@ -107,10 +182,13 @@ def test_under_a_saturated_rate_limit_first_polls_aim_later() -> None:
         run_job(planner, 10.0)
     job = planner.begin(1)
 
+    expected = planner.expected(1)
     free = planner.next_poll(job, RNG)
     throttled = planner.next_poll(job, RNG, throttled=True)
 
-    assert throttled == pytest.approx(free * 1.2)
+    assert expected is not None
+    assert throttled == pytest.approx(expected * 1.2)
+    assert free < throttled
 
 
 def test_a_late_estimate_comes_down_quickly_when_every_first_poll_hits() -> None:
@@ -129,14 +207,22 @@ def test_a_late_estimate_comes_down_quickly_when_every_first_poll_hits() -> None
     assert max(counts[-10:]) <= 2
 
 
-def test_jobs_waiting_for_the_probe_do_not_poll_before_patience() -> None:
+def test_under_a_rate_limit_jobs_waiting_for_the_probe_do_not_poll_before_patience() -> None:
     planner = PollPlanner(PollPolicy(), patience=8.0)
     planner.begin(1)  # the probe
     waiting = planner.begin(1)
 
-    assert planner.next_poll(waiting, RNG) == 8.0
+    assert planner.next_poll(waiting, RNG, scarce=True) == 8.0
     planner.running(waiting, 8.0)
-    assert planner.next_poll(waiting, RNG) == 16.0
+    assert planner.next_poll(waiting, RNG, scarce=True) == 16.0
+
+
+def test_with_requests_free_jobs_waiting_for_the_probe_measure_on_their_own() -> None:
+    planner = PollPlanner(PollPolicy())
+    planner.begin(1)  # the probe
+    waiting = planner.begin(1)
+
+    assert planner.next_poll(waiting, RNG) == 0.5
 
 
 def test_a_fixed_overhead_is_not_taken_for_time_per_page() -> None:
@@ -167,3 +253,17 @@ def test_a_resumed_job_of_unknown_start_follows_the_fixed_schedule() -> None:
 
     assert times == [2, 6, 14]
     assert not job.probe
+
+
+def test_a_job_that_waited_for_the_probe_polls_at_its_estimate_not_at_once() -> None:
+    planner = PollPlanner(PollPolicy())
+    probe = planner.begin(1)
+    waiting = planner.begin(3)
+    run_probe = [0.5 * step for step in range(1, 11)]
+    for at in run_probe:
+        planner.running(probe, at)
+    planner.finished(probe, 5.25)
+
+    at = planner.next_poll(waiting, RNG, scarce=True, elapsed=4.8)
+
+    assert at == pytest.approx(5.0, rel=0.05)

@@ -1,14 +1,23 @@
 """The HTTP side: a Starlette app speaking the hosted API's wire format.
 
-Routes: ``POST /api/v1/ocr`` (submit), ``GET /api/v1/ocr/{request_id}`` (poll), and
-``GET /_local/stats`` (counters for benchmarks, not part of the hosted API). Every answer is
-built from the models in :mod:`datalab_ocr._models`; every error is ``{"detail": ...}``.
+Routes: ``POST /api/v1/ocr`` (submit), ``GET /api/v1/ocr/{request_id}`` (poll),
+``OPTIONS /api/v1/ocr`` (the identity headers alone) and ``GET /_local/stats`` (counters for
+benchmarks, not part of the hosted API). Every answer is built from the models in
+:mod:`datalab_ocr._models`; every error is ``{"detail": ...}``.
+
+Long poll (not part of the hosted API): ``GET /api/v1/ocr/{request_id}?wait=10`` answers as
+soon as the job completes, or after the wait with ``processing``. The wait is capped at
+``ServerConfig.long_poll_max``, which every answer advertises in ``X-Datalab-Long-Poll``
+(:mod:`datalab_ocr.server.identity`); a client that goes away stops its wait at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +35,8 @@ from datalab_ocr._models import SubmitResponse
 from datalab_ocr.server.bodylimit import BodyLimitMiddleware
 from datalab_ocr.server.config import ServerConfig
 from datalab_ocr.server.formats import UnsupportedFileError, detect_kind
-from datalab_ocr.server.jobs import JobStore
+from datalab_ocr.server.identity import IdentityHeadersMiddleware, server_identity
+from datalab_ocr.server.jobs import Job, JobStore
 from datalab_ocr.server.limits import RateLimiter, Stats, retry_after_header
 from datalab_ocr.server.options import OptionsError, parse_options
 from datalab_ocr.server.runner import JobRunner, store_upload
@@ -152,7 +162,16 @@ class _Service:
             return _error(
                 404, "Request not found: the id is unknown or its result expired (1 hour)"
             )
+        wait = _wait_seconds(request.query_params.get("wait"), self.config.long_poll_max)
+        if wait is None:
+            return _error(422, "wait must be a number of seconds, like ?wait=10")
+        if job.result is None and wait > 0:
+            await _until_done_or_gone(job, request, wait)
         return JSONResponse(job.check_body())
+
+    async def describe(self, request: Request) -> Response:
+        # The identity headers come from the middleware; nothing else to say.
+        return Response(status_code=204, headers={"Allow": "POST, OPTIONS"})
 
     async def local_stats(self, request: Request) -> Response:
         expected = self.config.api_key
@@ -170,6 +189,44 @@ class _Service:
         return JSONResponse(body)
 
 
+def _wait_seconds(raw: str | None, cap: float) -> float | None:
+    """The long-poll wait asked for, capped; 0 without one; None when it is not a number."""
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(wait):
+        return None
+    return min(max(0.0, wait), cap)
+
+
+async def _until_done_or_gone(job: Job, request: Request, wait: float) -> None:
+    """Wait up to ``wait`` s for ``job`` to complete, stopping early if the client leaves.
+
+    Both waiters are tasks cancelled on the way out, so a disconnect or a timeout leaves
+    nothing behind on the job's event.
+    """
+    done = asyncio.ensure_future(job.done.wait())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({done, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (done, gone):
+            task.cancel()
+        for task in (done, gone):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
@@ -182,6 +239,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     """
     config = config or ServerConfig()
     service = _Service(config)
+    identity = server_identity(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -193,15 +251,18 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/api/v1/ocr", service.submit, methods=["POST"], name="submit"),
+            Route("/api/v1/ocr", service.describe, methods=["OPTIONS"], name="describe"),
             Route("/api/v1/ocr/{request_id}", service.check, methods=["GET"], name="check"),
             Route("/_local/stats", service.local_stats, methods=["GET"], name="stats"),
         ],
         middleware=[
-            Middleware(BodyLimitMiddleware, limit=config.max_upload_bytes + _FORM_OVERHEAD)
+            Middleware(IdentityHeadersMiddleware, identity=identity),
+            Middleware(BodyLimitMiddleware, limit=config.max_upload_bytes + _FORM_OVERHEAD),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.config = config
     app.state.stats = service.stats
+    app.state.identity = identity
     return app

@@ -35,6 +35,8 @@ class ServerConfig:
     of thousands of jobs stay cheap. ``rate_limit_requests`` per ``rate_limit_window`` seconds
     counts submits and polls alike, as the hosted API is assumed to. Pages are rendered within
     ``max_render_pixels`` (bigger pages at a lower resolution, down to ``layout.MIN_OCR_DPI``).
+    ``long_poll_max`` is the longest wait (seconds) a check accepts as ``?wait=``; 0 turns
+    long polling off.
     """
 
     api_key: str | None = field(default=None, repr=False)  # never in a log line or traceback
@@ -52,6 +54,7 @@ class ServerConfig:
     cache_size: int = 32
     render_scale: float = 2.0
     office_timeout: float = 120.0
+    long_poll_max: float = 20.0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -68,6 +71,8 @@ class ServerConfig:
             raise ValueError("max_render_pixels must be at least 1000000 (a page at 100 dpi)")
         if self.latency < 0 or self.page_latency < 0:
             raise ValueError("latency and page_latency must not be negative")
+        if not 0 <= self.long_poll_max <= 300:
+            raise ValueError("long_poll_max must be between 0 and 300 seconds")
 
     @property
     def capacity(self) -> int:

@@ -5,6 +5,7 @@ Time is passed in (``now``, from ``time.monotonic``) so expiry can be tested wit
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Job:
     created: float
     result: OCRResult | None = None
     completed: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def status(self) -> str:
@@ -67,6 +69,8 @@ class JobStore:
         """Mark ``job`` complete with ``result``; its expiry clock starts now."""
         job.result = result
         job.completed = now
+        # Wakes every long poll waiting on this job (they answer within milliseconds).
+        job.done.set()
 
     def get(self, request_id: str, now: float) -> Job | None:
         """The job, or None when the id is unknown or its result has expired."""

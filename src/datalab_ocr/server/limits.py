@@ -60,12 +60,14 @@ class Stats:
     jobs_failed: int = 0
     cache_hits: int = 0
     pages: int = 0
+    last_completed: float = 0.0
+    """``time.monotonic()`` when the last job completed, for benchmarks of notice latency."""
 
     @property
     def too_many_requests(self) -> int:
         """Every 429 answered: rate limit and full queue."""
         return self.rate_limited + self.queue_full
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         """The counters as a JSON-ready dict, with the total of 429 answers."""
         return {**asdict(self), "http_429": self.too_many_requests}

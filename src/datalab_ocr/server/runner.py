@@ -182,7 +182,9 @@ class JobRunner:
         remaining = started + hold - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)
-        self.store.complete(job, result, time.monotonic())
+        finished = time.monotonic()
+        self.store.complete(job, result, finished)
+        self.stats.last_completed = finished
         if result.success:
             self.stats.jobs_completed += 1
             self.stats.pages += pages
