@@ -237,8 +237,9 @@ if __name__ == "__main__":
     for kind in ("reader", "loader"):
         for closing in (False, True):
             asyncio.run(on_the_fake(kind, closing))
-    # One worker and some latency per page: the second job is in flight at the break.
-    with LocalServer(ServerConfig(engine="none", workers=1, page_latency=0.3)) as server:
+    # One worker and seconds per page: the second job is still queued or running at the
+    # break, even on a loaded machine where the client is slow to act on the first result.
+    with LocalServer(ServerConfig(engine="none", workers=1, page_latency=1.5)) as server:
         asyncio.run(on_the_local_server(server.base_url))
     print(ResultCache().stats().pending_jobs)
 """
