@@ -45,7 +45,7 @@ from ._models import PAGE_SEPARATOR, Glyph, OCRPage, OCRResult, SubmitResponse, 
 from ._options import OCRJob
 from ._page_range import PageRange, format_page_range, parse_page_range
 from ._policies import PollPolicy, RetryPolicy
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 
 __all__ = [
     "API_KEY_ENV",
@@ -85,6 +85,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
+    "Limiter",
     "RateLimiter",
     "RequestValidationError",
     "ResultCache",

@@ -44,7 +44,7 @@ from ._models import OCRResult
 from ._options import OCRJob, OCROptions
 from ._page_range import PageRange, parse_page_range
 from ._policies import PollPolicy, RetryPolicy
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 
 __all__ = ["CACHE_ENV", "T", "__version__"]
 
@@ -72,7 +72,7 @@ class _BaseClient:
         polling: PollPolicy | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
-        rate_limit: RateLimiter | bool = True,
+        rate_limit: Limiter | bool = True,
         cache: ResultCache | str | os.PathLike[str] | bool = True,
         _endpoint: Endpoint | None = None,
     ) -> None:

@@ -34,7 +34,7 @@ from ._models import OCRPage, OCRResult, SubmitResponse
 from ._options import OCRJob, OCROptions
 from ._planner import PollPlanner
 from ._policies import PollPolicy, RetryPolicy, is_retryable_status, parse_retry_after
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter
 
 __all__ = [
     "Endpoint",
@@ -101,7 +101,7 @@ class FlowSettings:
     clock: Clock
     rng: random.Random = field(default_factory=random.Random)
     endpoint: Endpoint = field(default_factory=Endpoint)
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
     planner: PollPlanner | None = None
 
     def __post_init__(self) -> None:
