@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 import ray
-
 from datalab_ocr._ratelimit import RateLimiter
 
 __all__ = ["DEFAULT_LIMITER_NAME", "NAMESPACE", "ClusterRateLimiter", "cluster_rate_limit"]
@@ -38,6 +37,10 @@ DEFAULT_LIMITER_NAME = "datalab-ocr-rate-limit"
 # answer is worth.
 _SATURATION_TTL = 0.25
 _CALL_TIMEOUT = 60.0
+
+# The driver keeps a handle on each limiter it made: a named actor without one is collected,
+# and the workers would find no limiter.
+_KEPT: dict[str, Any] = {}
 
 
 class SlotKeeper:
@@ -106,6 +109,7 @@ def cluster_rate_limit(
             f"a rate limiter named {name!r} already runs on this cluster with "
             f"{found[0]} requests per {found[1]:g} s; use the same settings or another name"
         )
+    _KEPT[name] = actor
     return actor
 
 

@@ -107,7 +107,7 @@ def page_rows(
                 "total_pages": metadata["total_pages"],
                 "id": record.id,
                 "sha256": sha256,
-                "metadata": json.dumps(metadata, sort_keys=True),
+                "metadata": json.dumps(metadata),
                 "error": None,
             }
         )
