@@ -42,7 +42,7 @@ DATA = Path(__file__).resolve().parents[2] / "examples" / "data"
 _WORKER_ENV = {"env_vars": {"DATALAB_OCR_CACHE": "off", "DATALAB_API_KEY": ""}}
 
 
-class _Timeout(Exception):
+class _TimeoutError(Exception):
     pass
 
 
@@ -51,7 +51,7 @@ def _bounded() -> Iterator[None]:
     """Fail any test of this folder that runs longer than ``TEST_SECONDS``."""
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise _Timeout(f"the test ran longer than {TEST_SECONDS} s")
+        raise _TimeoutError(f"the test ran longer than {TEST_SECONDS} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(TEST_SECONDS)
@@ -69,7 +69,8 @@ def _quiet() -> None:
 
 
 def _on_loopback() -> None:
-    addresses = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
+    nodes = ray.nodes()  # type: ignore[no-untyped-call]
+    addresses = {node["NodeManagerAddress"] for node in nodes if node["Alive"]}
     assert addresses == {"127.0.0.1"}, addresses
 
 
@@ -95,7 +96,7 @@ def single_node() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def three_nodes() -> Iterator[Cluster]:
     """A head and two worker nodes, one CPU each, all on 127.0.0.1."""
-    node = {
+    node: dict[str, Any] = {
         "num_cpus": 1,
         "object_store_memory": OBJECT_STORE,
         "node_ip_address": "127.0.0.1",
@@ -107,14 +108,15 @@ def three_nodes() -> Iterator[Cluster]:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, runtime_env=_WORKER_ENV, log_to_driver=False)
         try:
-            assert len([n for n in ray.nodes() if n["Alive"]]) == 3
+            nodes = ray.nodes()  # type: ignore[no-untyped-call]
+            assert len([n for n in nodes if n["Alive"]]) == 3
             _on_loopback()
             _quiet()
             yield cluster
         finally:
             ray.shutdown()
     finally:
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 class RateLimitedServer(FaultServer):
@@ -148,8 +150,12 @@ class RateLimitedServer(FaultServer):
 @pytest.fixture(scope="module")
 def limited_server() -> Iterator[RateLimitedServer]:
     """A fault server allowing 20 requests per 2 s; reset before each test that uses it."""
-    with RateLimitedServer(20, 2.0) as server:
+    server = RateLimitedServer(20, 2.0)
+    server.start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def scanned_pdf(path: Path, pages: int) -> Path:
@@ -165,7 +171,7 @@ def scanned_pdf(path: Path, pages: int) -> Path:
 def engine_worker_pids(cluster: Cluster) -> list[int]:
     """The engine actors' processes, among the children of this cluster's raylets only."""
     raylets = set()
-    for node in cluster.list_all_nodes():
+    for node in cluster.list_all_nodes():  # type: ignore[no-untyped-call]
         for info in node.all_processes.get("raylet", []):
             raylets.add(info.process.pid)
     found = []

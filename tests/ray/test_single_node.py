@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from .conftest import API_KEY, DATA, RateLimitedServer
 
 pytestmark = pytest.mark.usefixtures("single_node")
 
-FAST = {
+FAST: dict[str, Any] = {
     "retry": RetryPolicy(initial_delay=0.01, max_delay=0.05),
     "polling": PollPolicy(initial_delay=0.01, max_delay=0.05, timeout=20, adaptive=False),
     "cache": False,
@@ -84,7 +83,7 @@ def _hosted(server: RateLimitedServer, **kwargs: Any) -> Run:
 
 
 @pytest.fixture(scope="module")
-def hosted_run(server: RateLimitedServer, hosted_output: str) -> Iterator[Run]:
+def hosted_run(server: RateLimitedServer, hosted_output: str) -> Run:
     import ray.data
 
     # Records what read_ocr asks Ray to run: the arguments of the hosted stage.
@@ -99,7 +98,7 @@ def hosted_run(server: RateLimitedServer, hosted_output: str) -> Iterator[Run]:
         patch.setattr(ray.data.Dataset, "map_batches", spy)
         run = _hosted(server, output=hosted_output)
     (run.stage,) = captured
-    yield run
+    return run
 
 
 def _pages(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -174,7 +173,7 @@ def test_documents_from_rows_equal_the_reader_and_loader_documents(
         (row for row in hosted_run.rows if row["source"] == path),
         key=lambda row: row["page_index"],
     )
-    with DatalabClient(API_KEY, server.base_url, **FAST) as client:  # type: ignore[arg-type]
+    with DatalabClient(API_KEY, server.base_url, **FAST) as client:
         reader_docs = DatalabOCRReader(client=client).load_data(path)
         loader_docs = DatalabOCRLoader(path, client=client).load()
 

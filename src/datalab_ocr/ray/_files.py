@@ -127,9 +127,16 @@ class LocalCopy:
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
 
-def local_copy(path: str, filesystem: pafs.FileSystem, data: bytes | None = None) -> LocalCopy:
-    """``path`` on local disk, hashed on the way; ``data`` when the caller already has it."""
+def local_copy(
+    path: str, filesystem: pafs.FileSystem | None, data: bytes | None = None
+) -> LocalCopy:
+    """``path`` on local disk, hashed on the way; ``data`` when the caller already has it.
+
+    Without a ``filesystem``, a URI's own filesystem is used, else the local disk.
+    """
     digest = hashlib.sha256()
+    if filesystem is None:
+        filesystem, path = _resolve(path, None)
     if data is None and isinstance(filesystem, pafs.LocalFileSystem):
         with open(path, "rb") as stream:
             while chunk := stream.read(_COPY_CHUNK):
