@@ -76,7 +76,8 @@ def test_a_killed_engine_worker_loses_and_duplicates_no_page(
 ) -> None:
     pages = 8
     pdf = scanned_pdf(tmp_path / "scans.pdf", pages)
-    dataset = read_ocr(str(pdf), local=True, chunk_pages=1, concurrency=3)
+    progress = OCRProgress()
+    dataset = read_ocr(str(pdf), local=True, chunk_pages=1, progress=progress)
     rows: list[dict[str, Any]] = []
     killed: list[int] = []
     for row in dataset.iter_rows():
@@ -89,3 +90,5 @@ def test_a_killed_engine_worker_loses_and_duplicates_no_page(
             killed.append(victims[0])
     assert sorted(row["page_index"] for row in rows) == list(range(pages))
     assert all("Dear" in row["text"] for row in rows)
+    # The pages of the one file were read on more than one node.
+    assert progress.report().nodes >= 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import ray
@@ -49,8 +50,11 @@ class SlotKeeper:
     def __init__(self, requests: int, window: float, margin: float) -> None:
         self._limiter = RateLimiter(requests, window, margin=margin)
         self._granted = 0
-        context = ray.get_runtime_context()
-        if context.was_current_actor_reconstructed:
+        with warnings.catch_warnings():
+            # Ray's property reads a deprecated attribute of its own; the answer is right.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        if restarted:
             # A restarted keeper has forgotten the slots it handed out: assume the last
             # window was spent, so the restart cannot let a second full window through.
             now = time.monotonic()

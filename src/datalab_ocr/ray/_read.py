@@ -194,24 +194,45 @@ def _split(batch: pa.Table, *, settings: LocalSettings) -> pa.Table:
     return SplitDocuments(settings)(batch)
 
 
+def engine_actors(cpus: float, requested: int | None) -> tuple[int, float]:
+    """How many engine actors, and CPUs for each, on a cluster with ``cpus`` CPUs.
+
+    One CPU stays free for the split and the re-blocking between the stages: were every CPU
+    held by an engine actor, those tasks could never run and the pipeline would stall.
+    """
+    if cpus < 2:
+        return 1, max(0.1, cpus / 2)
+    slots = max(1, int(cpus - 1))
+    if requested is not None and requested > slots:
+        logger.warning(
+            "%d engine actors asked for, but a cluster of %g CPUs fits %d beside the split",
+            requested,
+            cpus,
+            slots,
+        )
+    return min(requested or slots, slots), 1.0
+
+
 def _local(
     files: ray.data.Dataset, settings: LocalSettings, concurrency: int | None
 ) -> ray.data.Dataset:
-    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-    actors = concurrency or max(1, cpus)
+    cpus = float(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+    actors, cpus_each = engine_actors(cpus, concurrency)
     chunks = files.map_batches(
         _split,  # type: ignore[arg-type]  # fn_kwargs supplies the settings
         fn_kwargs={"settings": settings},
         batch_format="pyarrow",
         batch_size=1,
-        # Splitting is light next to OCR; it must not wait for CPUs the engine holds.
         num_cpus=0.1,
     )
+    # One chunk per block: the engine actors take work a block at a time, and the chunks of
+    # one file leave the split as one block, which would keep a long PDF on one actor.
+    chunks = chunks.repartition(target_num_rows_per_block=1)
     return chunks.map_batches(
         PageEngine,
         fn_constructor_args=(settings,),
         batch_format="pyarrow",
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=0.9,
+        num_cpus=cpus_each,
     )
