@@ -44,7 +44,8 @@ def embed(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
             bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big")
             vectors[row, bucket % DIMENSIONS] += 1.0
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-9)
+    normalized: np.ndarray[Any, np.dtype[np.float32]] = vectors / np.maximum(norms, 1e-9)
+    return normalized
 
 
 def chunk_and_embed(batch: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def start_ray(address: str | None, nodes: int) -> Any:
         return None
     from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+    node: dict[str, Any] = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     for _ in range(nodes - 1):
         cluster.add_node(**node)

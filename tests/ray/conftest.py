@@ -27,10 +27,10 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 
+import ray
 import ray.data
 from ray.cluster_utils import Cluster
 
-import ray
 from tests.reliability.fault_server import Fault, FaultServer, status
 
 API_KEY = "dl-ray-test-key-4b9d2e71"

@@ -21,6 +21,7 @@ import warnings
 from typing import Any
 
 import ray
+
 from datalab_ocr._ratelimit import RateLimiter
 
 __all__ = ["DEFAULT_LIMITER_NAME", "NAMESPACE", "ClusterRateLimiter", "cluster_rate_limit"]

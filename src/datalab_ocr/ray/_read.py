@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
+import ray
 import ray.data
 
-import ray
 from datalab_ocr._batch import ErrorPolicy, check_policy
 from datalab_ocr._config import resolve_connection
 from datalab_ocr._documents import LoadOptions
