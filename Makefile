@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench record clean
+.PHONY: demo ray-demo test lint typecheck unit bench record clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+ray-demo: $(STAMP)
+	$(BIN)/python examples/ray_ingest.py --nodes 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from typing import Any
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback for local nodes
 
 import numpy as np
+import pyarrow as pa
 import ray
 import ray.data
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -48,9 +49,9 @@ def embed(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
     return normalized
 
 
-def chunk_and_embed(batch: dict[str, Any]) -> dict[str, Any]:
+def chunk_and_embed(batch: pa.Table) -> dict[str, Any]:
     """Page rows in, chunk rows out: the LangChain documents of the pages, split and embedded."""
-    rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+    rows = batch.to_pylist()
     splitter = RecursiveCharacterTextSplitter(chunk_size=400, chunk_overlap=40)
     chunks = splitter.split_documents(to_langchain_documents(rows))
     texts = [chunk.page_content for chunk in chunks]
@@ -101,8 +102,8 @@ def main() -> None:
             output=args.resume,
             progress=progress,
         )
-        good = pages.filter(lambda row: row["error"] is None)
-        vectors = good.map_batches(chunk_and_embed, batch_format="numpy", batch_size=32)
+        # Failed files (one row each, with "error") make no documents; they are logged.
+        vectors = pages.map_batches(chunk_and_embed, batch_format="pyarrow", batch_size=32)
         vectors.write_parquet(args.out)
         print(f"OCR: {progress.report()}")
         written = ray.data.read_parquet(args.out)

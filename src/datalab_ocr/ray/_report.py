@@ -56,7 +56,8 @@ class OCRReport:
         return (
             f"{self.files} files ({self.skipped} already done), {self.pages} pages, "
             f"{self.failures} failures, {self.requests} requests, {self.rate_limited} x 429, "
-            f"{self.seconds:.1f} s, {self.pages_per_second:.1f} pages/s on {self.nodes} nodes"
+            f"{self.seconds:.1f} s, {self.pages_per_second:.1f} pages/s, "
+            f"{self.nodes} node{'' if self.nodes == 1 else 's'}"
         )
 
 

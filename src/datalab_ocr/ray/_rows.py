@@ -123,8 +123,10 @@ def error_row(source: str, error: str, sha256: str | None = None) -> dict[str, A
 
 def _records(rows: Iterable[Mapping[str, Any]]) -> Iterable[tuple[PageRecord, SourceFile]]:
     for row in rows:
-        if row.get("error"):
-            logger.warning("no document for %s: %s", row.get("source"), row["error"])
+        error = row.get("error")
+        # Batches in numpy or pandas format carry a missing error as NaN, not None.
+        if isinstance(error, str) and error:
+            logger.warning("no document for %s: %s", row.get("source"), error)
             continue
         index = row["page_index"]
         record = PageRecord(
