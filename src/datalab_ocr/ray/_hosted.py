@@ -9,6 +9,7 @@ argument: the client reads ``DATALAB_API_KEY`` from the worker's environment, wh
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,9 +53,10 @@ class HostedSettings:
     progress: str | None = None
 
     def result_key(self, sha256: str) -> str:
-        """Where a file's rows are stored: its content and the options that shape them."""
+        """Where a file's rows are stored: its content, the service and the pages asked for."""
         selection = self.options.selection().replace(",", "_").replace(":", "")
-        return f"{sha256}-hosted-{selection}"
+        service = hashlib.sha256(str(self.base_url).encode()).hexdigest()[:12]
+        return f"{sha256}-hosted-{service}-{selection}"
 
 
 class HostedOCR:
