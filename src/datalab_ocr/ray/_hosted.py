@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,8 @@ class HostedOCR:
         self._settings = settings
         self._requests = 0
         self._rate_limited = 0
+        # The batch sends from a pool of threads; the counters are shared by them.
+        self._count_lock = threading.Lock()
         http = httpx.Client(
             timeout=settings.timeout or DEFAULT_TIMEOUT,
             event_hooks={"response": [self._count]},
@@ -88,9 +91,10 @@ class HostedOCR:
         self._tally = TallyClient(settings.progress)
 
     def _count(self, response: httpx.Response) -> None:
-        self._requests += 1
-        if response.status_code == 429:
-            self._rate_limited += 1
+        with self._count_lock:
+            self._requests += 1
+            if response.status_code == 429:
+                self._rate_limited += 1
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """OCR the batch's files, up to ``threads`` at once; one row per page."""
