@@ -100,11 +100,13 @@ class SplitDocuments:
             data = None if datas is None else datas[position]
             try:
                 chunks.extend(self._split(path, data))
-            except (OSError, DatalabError) as error:
+            except Exception as error:  # as in the server: a bad document fails alone
                 if isinstance(error, DatalabError):
                     error.filename = path
                 if self._settings.errors == "raise":
-                    raise
+                    if isinstance(error, DatalabError):
+                        raise
+                    raise JobError(f"{type(error).__name__}: {error}", filename=path) from error
                 chunks.append(_failed_chunk(path, f"{type(error).__name__}: {error}"))
         return pa.Table.from_pylist(chunks, schema=CHUNK_SCHEMA)
 
@@ -181,6 +183,8 @@ class SplitDocuments:
             buffer = io.BytesIO()
             target.save(buffer)
             return buffer.getvalue()
+        except pypdfium2.PdfiumError as error:
+            raise JobError(f"pages {pages[0]}-{pages[-1]} could not be copied: {error}") from None
         finally:
             target.close()
             source.close()
@@ -216,7 +220,7 @@ class PageEngine:
                 continue
             try:
                 done, skipped = self._process(chunk)
-            except (OSError, DatalabError) as error:
+            except Exception as error:  # as in the server: a bad page fails its chunk alone
                 self._failed(chunk, f"{type(error).__name__}: {error}", rows, counts)
                 continue
             rows.extend(done)
@@ -239,6 +243,12 @@ class PageEngine:
             stored = settings.store.get(key)
             if stored is not None:
                 return stored, True
+        if chunk["data"] is None:
+            raise JobError(
+                "these pages were stored as done, but the output no longer has them: "
+                "run again to redo them",
+                filename=chunk["source"],
+            )
         folder = tempfile.mkdtemp(prefix="datalab-ocr-chunk-")
         try:
             path = os.path.join(folder, "chunk")
