@@ -78,6 +78,7 @@ class _BaseClient:
     ) -> None:
         self._connection = resolve_connection(api_key, base_url, local=local)
         self._cache = _resolve_cache(cache)
+        limiter: Limiter | None
         if rate_limit is True:
             # The embedded server has no account to protect; everything else gets the
             # hosted API's budget unless told otherwise.
