@@ -72,8 +72,10 @@ def read_ocr(
     else:
         found, fs = list_files(paths, filesystem)
         filesystem = fs
+        # Small blocks (one file each, up to 10,000 blocks): a task is one block, so a retried
+        # task redoes little, and files spread evenly over the workers.
         files = ray.data.from_items(
-            [{"path": path} for path in found], override_num_blocks=min(len(found), 200)
+            [{"path": path} for path in found], override_num_blocks=min(len(found), 10_000)
         )
     return ocr_files(
         files,
