@@ -75,11 +75,14 @@ def _direct(path: Path, pages: int) -> float:
     return pages / (time.perf_counter() - started)
 
 
-def _on_ray(path: Path, pages: int, actors: int) -> tuple[float, float]:
+def _on_ray(path: Path, pages: int, actors: int, chunk_pages: int) -> tuple[float, float]:
     """(end-to-end, steady-state) pages per second with ``actors`` engine actors."""
     progress = OCRProgress()
     started = time.perf_counter()
-    rows = read_ocr(str(path), local=True, concurrency=actors, progress=progress).take_all()
+    dataset = read_ocr(
+        str(path), local=True, concurrency=actors, chunk_pages=chunk_pages, progress=progress
+    )
+    rows = dataset.take_all()
     elapsed = time.perf_counter() - started
     assert len(rows) == pages, len(rows)
     return pages / elapsed, progress.report().pages_per_second
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--scanned-pages", type=int, default=16)
     parser.add_argument("--text-pages", type=int, default=120)
     parser.add_argument("--reserves", type=int, default=2000)
+    parser.add_argument("--chunk-pages", type=int, default=2, help="pages per chunk")
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     # One logical CPU more than the cores: local mode keeps one free for the split stage,
@@ -139,14 +143,17 @@ def main() -> None:
                 ("text layer", text, args.text_pages),
             ):
                 direct = _direct(path, pages)
-                one = _on_ray(path, pages, 1)
-                two = _on_ray(path, pages, 2)
+                one = _on_ray(path, pages, 1, args.chunk_pages)
+                two = _on_ray(path, pages, 2, args.chunk_pages)
                 results.append((label, direct, one, two))
             memory = ray.get(_engine_memory.remote(str(scanned)))
         in_process, through_actor = _limiter_cost(args.reserves)
     finally:
         ray.shutdown()
-    print(f"local mode on one node with {cpus} cores ({cpus + 1} Ray CPUs), pages per second")
+    print(
+        f"local mode on one node with {cpus} cores ({cpus + 1} Ray CPUs), "
+        f"{args.chunk_pages} pages per chunk, pages per second"
+    )
     print("  pages       | engine, 1 process | Ray 1 actor (e2e / steady) | Ray 2 actors")
     for label, direct, one, two in results:
         print(
