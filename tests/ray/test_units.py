@@ -112,3 +112,25 @@ def test_error_rows_make_no_documents() -> None:
     documents = to_llama_index_documents(rows)
     assert [d.text for d in documents] == ["hello"]
     assert documents[0].metadata["file_name"] == "a.pdf"
+
+
+def test_files_on_an_fsspec_filesystem_are_listed_and_copied_with_their_hash() -> None:
+    import hashlib
+
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from datalab_ocr.ray._files import local_copy
+
+    memory = MemoryFileSystem()
+    content = (DATA / "receipt.png").read_bytes()
+    memory.pipe("/bucket/scans/receipt.png", content)
+    memory.pipe("/bucket/scans/notes.txt", b"not a document")
+    found, filesystem = list_files("/bucket/scans", filesystem=memory)
+    assert [p.rsplit("/", 1)[-1] for p in found] == ["receipt.png"]
+    copy = local_copy(found[0], filesystem)
+    try:
+        assert Path(copy.path).read_bytes() == content
+        assert copy.sha256 == hashlib.sha256(content).hexdigest()
+    finally:
+        copy.discard()
+    assert not Path(copy.path).exists()
