@@ -117,7 +117,7 @@ def test_error_rows_make_no_documents() -> None:
 def test_files_on_an_fsspec_filesystem_are_listed_and_copied_with_their_hash() -> None:
     import hashlib
 
-    from fsspec.implementations.memory import MemoryFileSystem
+    from fsspec.implementations.memory import MemoryFileSystem  # type: ignore[import-untyped]
 
     from datalab_ocr.ray._files import local_copy
 
