@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench record clean
+.PHONY: demo ray-demo test lint typecheck unit bench record clean
 
 $(STAMP): pyproject.toml
 	@echo "make: creating $(VENV) and installing datalab-ocr with its dev extras (about a minute, once)..."
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+ray-demo: $(STAMP)
+	$(BIN)/python examples/ray_ingest.py --nodes 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

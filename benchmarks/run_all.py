@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_polling": ([], ["--jobs", "100"]),
     "bench_upload_memory": ([], ["--mb", "50"]),
     "bench_server": ([], ["--jobs", "4", "--text-pages", "10"]),
+    "bench_ray": ([], ["--scanned-pages", "4", "--text-pages", "24", "--reserves", "200"]),
     "bench_batch": (
         ["--pages", "1-3"],
         ["--files", "40", "--latency", "2", "--rate-requests", "40", "--rate-window", "24"],

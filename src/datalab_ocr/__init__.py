@@ -45,7 +45,7 @@ from ._models import PAGE_SEPARATOR, Glyph, OCRPage, OCRResult, SubmitResponse, 
 from ._options import OCRJob
 from ._page_range import PageRange, format_page_range, parse_page_range
 from ._policies import PollPolicy, RetryPolicy
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 
 __all__ = [
     "API_KEY_ENV",
@@ -76,6 +76,7 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobTimeoutError",
+    "Limiter",
     "NotFoundError",
     "OCRJob",
     "OCRPage",

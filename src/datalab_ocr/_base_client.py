@@ -44,7 +44,7 @@ from ._models import OCRResult
 from ._options import OCRJob, OCROptions
 from ._page_range import PageRange, parse_page_range
 from ._policies import PollPolicy, RetryPolicy
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter
 
 __all__ = ["CACHE_ENV", "T", "__version__"]
 
@@ -72,12 +72,13 @@ class _BaseClient:
         polling: PollPolicy | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
-        rate_limit: RateLimiter | bool = True,
+        rate_limit: Limiter | bool = True,
         cache: ResultCache | str | os.PathLike[str] | bool = True,
         _endpoint: Endpoint | None = None,
     ) -> None:
         self._connection = resolve_connection(api_key, base_url, local=local)
         self._cache = _resolve_cache(cache)
+        limiter: Limiter | None
         if rate_limit is True:
             # The embedded server has no account to protect; everything else gets the
             # hosted API's budget unless told otherwise.

@@ -40,7 +40,7 @@ from ._models import OCRResult
 from ._options import OCRJob, OCROptions
 from ._page_range import PageRange
 from ._policies import DEFAULT_TIMEOUT, PollPolicy, RetryPolicy
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter
 
 __all__ = ["DatalabClient"]
 
@@ -69,7 +69,7 @@ class DatalabClient(_BaseClient):
         http_client: httpx.Client | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
-        rate_limit: RateLimiter | bool = True,
+        rate_limit: Limiter | bool = True,
         cache: ResultCache | str | os.PathLike[str] | bool = True,
     ) -> None:
         super().__init__(

@@ -41,7 +41,7 @@ from ._policies import (
     is_retryable_status,
     parse_retry_after,
 )
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter
 from ._server_info import ServerInfo, ServerKnowledge, read_server_info
 
 __all__ = [
@@ -113,7 +113,7 @@ class FlowSettings:
     clock: Clock
     rng: random.Random = field(default_factory=random.Random)
     endpoint: Endpoint = field(default_factory=Endpoint)
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
     planner: PollPlanner | None = None
     server: ServerKnowledge = field(default_factory=ServerKnowledge)
 

@@ -9,8 +9,27 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Protocol, runtime_checkable
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter"]
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What a client asks of its rate limiter; :class:`RateLimiter` is the in-process one.
+
+    Another implementation (a cluster-wide one, say) can be passed as ``rate_limit=``. Both
+    methods are called from the job flow before each request, so they must answer quickly;
+    the async client calls them on its event loop.
+    """
+
+    def reserve(self, now: float) -> float:
+        """Book the next request slot; return how many seconds from ``now`` to wait for it."""
+        ...
+
+    def saturated(self, now: float) -> bool:
+        """Whether a request booked at ``now`` would have to wait for a slot."""
+        ...
 
 
 class RateLimiter:

@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
-from datalab_ocr import RateLimiter
+from datalab_ocr import Limiter, RateLimiter
+
+from .conftest import Harness, complete, page, processing, submitted
 
 
 def test_requests_within_the_limit_go_at_once() -> None:
@@ -77,3 +79,29 @@ def test_saturated_says_whether_the_next_request_would_wait() -> None:
 
     assert limiter.saturated(5.0)
     assert not limiter.saturated(10.5)
+
+
+class _CountingLimiter:
+    """A limiter of one's own: books nothing, counts the slots asked for."""
+
+    def __init__(self) -> None:
+        self.reserved = 0
+
+    def reserve(self, now: float) -> float:
+        self.reserved += 1
+        return 0.0
+
+    def saturated(self, now: float) -> bool:
+        return False
+
+
+def test_a_client_asks_its_own_limiter_before_every_request(harness: Harness) -> None:
+    limiter = _CountingLimiter()
+    assert isinstance(limiter, Limiter)
+    harness.client_kwargs["rate_limit"] = limiter
+    harness.service.submits.append(submitted())
+    harness.service.polls.extend([processing(), complete(page(1, "hello"))])
+
+    harness.call("ocr", b"%PDF-1.4 tiny", filename="a.pdf")
+
+    assert limiter.reserved == len(harness.service.requests) == 3
