@@ -6,9 +6,12 @@ some of those pages into page objects of the wire format. Splitting a document i
 of pages lets two workers share one long PDF, and keeps each call short so the pool can shut
 down without waiting for a 7,000-page document.
 
-PDF pages that carry a text layer give their lines from it (confidence 1.0); other pages are
+PDF pages that carry a usable text layer give their lines from it (see
+:mod:`~datalab_ocr.server.textlayer`); other pages, and pages whose layer is garbage, are
 rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Coordinates are pixels of
-that rendering; images keep their own pixel size.
+that rendering, in the page's displayed orientation; images keep their own pixel size. A PDF
+PDFium cannot open is rewritten by pypdf and tried once more; an encrypted one fails saying
+how to decrypt it.
 """
 
 from __future__ import annotations
@@ -120,13 +123,59 @@ def base_versions() -> dict[str, str]:
     return found
 
 
+_ENCRYPTED = (
+    "The PDF is encrypted with a password, and this API takes none. Decrypt it first, e.g. "
+    "`qpdf --decrypt --password=PASSWORD in.pdf out.pdf`, or in Python with pypdf: "
+    "`reader = PdfReader(path); reader.decrypt(password)`, then write its pages with "
+    "`PdfWriter`; then send the decrypted file."
+)
+
+
 def _open_pdf(path: str) -> Any:
     import pypdfium2
 
     try:
         return pypdfium2.PdfDocument(path)
     except pypdfium2.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+            raise DocumentError(_ENCRYPTED) from None
         raise DocumentError(f"The PDF could not be opened: {exc}") from None
+
+
+def _repaired(path: str) -> str | None:
+    """The PDF at ``path`` rewritten by pypdf next to it, or None if pypdf cannot read it."""
+    try:
+        from pypdf import PdfReader, PdfWriter
+    except ImportError:
+        return None
+    target = f"{path}.repaired.pdf"
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            return None
+        writer = PdfWriter()
+        for page in reader.pages:
+            writer.add_page(page)
+        with open(target, "wb") as handle:
+            writer.write(handle)
+    except Exception:  # pypdf raises many kinds on broken files; any of them means no repair
+        logger.debug("pypdf could not rewrite %s", path, exc_info=True)
+        return None
+    return target
+
+
+def _open_or_repair(path: str) -> tuple[Any, str]:
+    """The opened PDF and the path it was read from (the repaired copy, if one was needed)."""
+    try:
+        return _open_pdf(path), path
+    except DocumentError as exc:
+        if str(exc) == _ENCRYPTED:
+            raise
+        repaired = _repaired(path)
+        if repaired is None:
+            raise
+        logger.info("PDFium could not open %s; opened the copy pypdf rewrote", path)
+        return _open_pdf(repaired), repaired
 
 
 def _open_image(path: str, max_pixels: int) -> Image.Image:
@@ -162,7 +211,7 @@ def prepare_document(
             raise DocumentError(str(exc)) from None
         path, kind = str(converted), PDF
     if kind == PDF:
-        pdf = _open_pdf(path)
+        pdf, path = _open_or_repair(path)
         try:
             return PreparedDocument(path=path, kind=PDF, page_count=len(pdf))
         finally:
@@ -192,24 +241,24 @@ def _page(number: int, width: float, height: float, lines: list[TextLine]) -> di
 
 def _pdf_pages(
     path: str, indices: list[int], engine_name: str, scale: float
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], bool]:
+    """The page objects, and whether any page went through OCR."""
     pdf = _open_pdf(path)
     dpi = round(72 * scale)
     pages = []
+    ocr_ran = False
     try:
         for index in indices:
             page = pdf[index]
             try:
-                width, height = page.get_size()
                 textpage = page.get_textpage()
                 try:
-                    # Rotated pages go through OCR: the text layer's boxes are unrotated.
-                    if page.get_rotation() == 0 and has_text_layer(textpage):
-                        left, _bottom, _right, top = page.get_cropbox()
-                        geometry = PageGeometry(left=left, top=top, scale=scale)
-                        lines = text_layer_lines(textpage, geometry)
-                        size = (round(width * scale), round(height * scale))
+                    geometry = PageGeometry.for_page(page, scale)
+                    layer = text_layer_lines(textpage, geometry) if has_text_layer(textpage) else None
+                    if layer is not None:
+                        lines, size = layer, geometry.size
                     else:
+                        ocr_ran = True
                         image = page.render(scale=scale).to_pil()
                         engine = _engine(engine_name)
                         lines = engine.recognize(image, dpi)
@@ -221,7 +270,7 @@ def _pdf_pages(
             pages.append(_page(index + 1, float(size[0]), float(size[1]), lines))
     finally:
         pdf.close()
-    return pages
+    return pages, ocr_ran
 
 
 def _image_pages(
@@ -254,7 +303,9 @@ def process_pages(
 ) -> PagesResult:
     """The page objects of the given 0-based pages; ``page`` is the 1-based original number."""
     if document.kind == PDF:
-        pages = _pdf_pages(document.path, indices, engine, render_scale)
+        pages, ocr_ran = _pdf_pages(document.path, indices, engine, render_scale)
     else:
-        pages = _image_pages(document.path, indices, engine, max_image_pixels)
-    return PagesResult(pages=pages, versions={**base_versions(), **engine_versions(engine)})
+        pages, ocr_ran = _image_pages(document.path, indices, engine, max_image_pixels), True
+    # Only the engines that produced these pages: a text-layer page never saw the OCR engine.
+    versions = {**base_versions(), **(engine_versions(engine) if ocr_ran else {})}
+    return PagesResult(pages=pages, versions=versions)
