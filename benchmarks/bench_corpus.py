@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import multiprocessing
 import re
 import resource
@@ -99,6 +100,7 @@ EXTRACTORS: dict[str, Callable[[str], list[str]]] = {
 
 
 def _extract(name: str, path: str) -> list[str] | None:
+    logging.disable(logging.CRITICAL)  # pypdf and pdfminer.six warn at length on broken files
     try:
         return EXTRACTORS[name](path)
     except Exception:
@@ -128,6 +130,8 @@ def references(paths: list[Path]) -> dict[str, dict[str, list[str] | None]]:
                     except multiprocessing.TimeoutError:
                         texts[name] = None
             cached[key] = texts
+            if CORPUS.is_dir() and len(cached) % 10 == 0:
+                REFERENCE_CACHE.write_text(json.dumps(cached))
         found[str(path)] = cached[key]
     if CORPUS.is_dir():
         REFERENCE_CACHE.write_text(json.dumps(cached))
@@ -196,7 +200,8 @@ def score_file(path: Path, refs: dict[str, list[str] | None], client: DatalabCli
         raw = "\n".join(line.text for line in page.text_lines)
         if _CONTROL.search(raw):
             score.control_pages += 1
-        index = page.page - 1
+        number = page.page or 1
+        index = number - 1
         candidates = {
             name: normalize(texts[index])
             for name, texts in refs.items()
@@ -214,7 +219,7 @@ def score_file(path: Path, refs: dict[str, list[str] | None], client: DatalabCli
         agrees = best >= AGREEMENT
         score.agreeing += agrees
         reason = "" if agrees else _reason(ours, raw, candidates[best_name])
-        score.page_scores.append(PageScore(path.name, page.page, best, cer, best_name, reason))
+        score.page_scores.append(PageScore(path.name, number, best, cer, best_name, reason))
     return score
 
 
@@ -349,12 +354,16 @@ def main() -> None:
     pages = [page for item in files for page in item.page_scores]
     print("\nworst text-layer pages:")
     for page in sorted(pages, key=lambda p: p.similarity)[:15]:
-        print(f"  {page.file[-50:]:50} p{page.page:<3d} sim {page.similarity:.3f} "
-              f"cer {page.cer:.3f} ({page.best}) {page.reason}")
+        print(
+            f"  {page.file[-50:]:50} p{page.page:<3d} sim {page.similarity:.3f} "
+            f"cer {page.cer:.3f} ({page.best}) {page.reason}"
+        )
     print("\nscans (200 dpi renders of text pages):")
     for scan in sorted(scans, key=lambda s: -float(s["cer"]))[:8]:
-        print(f"  {scan['file'][-50:]:50} p{scan['page']:<3d} cer {scan['cer']:.3f} "
-              f"(ignoring order {scan['order_free']:.3f})")
+        print(
+            f"  {scan['file'][-50:]:50} p{scan['page']:<3d} cer {scan['cer']:.3f} "
+            f"(ignoring order {scan['order_free']:.3f})"
+        )
 
     failed = [f for f in files if f.outcome != "ok" and f.openable_elsewhere]
     failed_encrypted = [f for f in failed if "encrypt" in f.error.lower()]
@@ -372,22 +381,32 @@ def main() -> None:
         return "pass" if ok else "FAIL"
 
     print(f"\n{len(files)} files, {total_pages} pages, {total_seconds:.0f} s through the client")
-    print(f"files failing that pypdf or pdfminer.six open: {len(failed) - len(failed_encrypted)} "
-          f"(+ {len(failed_encrypted)} encrypted): "
-          f"{verdict(len(failed) == len(failed_encrypted))}")
+    print(
+        f"files failing that pypdf or pdfminer.six open: {len(failed) - len(failed_encrypted)} "
+        f"(+ {len(failed_encrypted)} encrypted): "
+        f"{verdict(len(failed) == len(failed_encrypted))}"
+    )
     print(f"pages with control characters: {control}: {verdict(control == 0)}")
-    print(f"text-layer pages agreeing with an extractor (token-sort >= {AGREEMENT}): "
-          f"{agreeing}/{text_pages} = {share:.1%}: {verdict(share >= 0.97)}")
-    print(f"scans: {len(cers)} pages, median CER {median_cer:.3f}, max {max_cer:.3f}: "
-          f"{verdict(median_cer <= 0.03 and max_cer <= 0.15)}")
+    print(
+        f"text-layer pages agreeing with an extractor (token-sort >= {AGREEMENT}): "
+        f"{agreeing}/{text_pages} = {share:.1%}: {verdict(share >= 0.97)}"
+    )
+    print(
+        f"scans: {len(cers)} pages, median CER {median_cer:.3f}, max {max_cer:.3f}: "
+        f"{verdict(median_cer <= 0.03 and max_cer <= 0.15)}"
+    )
     if bomb is not None:
-        print(f"page-size bomb: {bomb['seconds']:.1f} s, {bomb['outcome']}, engine peak "
-              f"{bomb['peak_mb']:.0f} MB: "
-              f"{verdict(bomb['seconds'] <= 10 and bomb['peak_mb'] < 1024)}")
+        print(
+            f"page-size bomb: {bomb['seconds']:.1f} s, {bomb['outcome']}, engine peak "
+            f"{bomb['peak_mb']:.0f} MB: "
+            f"{verdict(bomb['seconds'] <= 10 and bomb['peak_mb'] < 1024)}"
+        )
     if args.json:
-        args.json.write_text(json.dumps(
-            {"files": [asdict(f) for f in files], "scans": scans, "bomb": bomb}, indent=1
-        ))
+        args.json.write_text(
+            json.dumps(
+                {"files": [asdict(f) for f in files], "scans": scans, "bomb": bomb}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,8 @@ def fetch(mirror: Path, *, online: bool) -> tuple[int, int, list[str]]:
         if data is None and online:
             data = _from_web(repo, commits[repo], path)
         if data is None:
-            skipped.append(f"skipped {repo}:{path}: not in a mirror under {mirror}" + ("" if online else " (try --online)"))
+            hint = "" if online else " (try --online)"
+            skipped.append(f"skipped {repo}:{path}: not in a mirror under {mirror}{hint}")
             continue
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected:
@@ -91,7 +92,8 @@ def fetch(mirror: Path, *, online: bool) -> tuple[int, int, list[str]]:
 def main() -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mirror", type=Path, default=Path(os.environ.get("DATALAB_CORPUS_MIRROR", "/work/.mirror")))
+    default_mirror = Path(os.environ.get("DATALAB_CORPUS_MIRROR", "/work/.mirror"))
+    parser.add_argument("--mirror", type=Path, default=default_mirror)
     parser.add_argument("--online", action="store_true", help="also download what no mirror has")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any file is missing")
     args = parser.parse_args()
@@ -99,7 +101,8 @@ def main() -> int:
     for line in skipped:
         print(line)
     total = present + len(skipped)
-    print(f"corpus: {present}/{total} files in {CACHE} ({fetched} fetched now, {len(skipped)} skipped)")
+    print(f"corpus: {present}/{total} files in {CACHE}", end=" ")
+    print(f"({fetched} fetched now, {len(skipped)} skipped)")
     return 1 if args.strict and skipped else 0
 
 

@@ -27,7 +27,10 @@ def _run(name: str, tmp_path: Path) -> PagesResult:
         str(path), "pdf", suffix=".pdf", max_image_pixels=50_000_000, office_timeout=30
     )
     return process_pages(
-        document, list(range(document.page_count)), engine="tesseract", render_scale=2.0,
+        document,
+        list(range(document.page_count)),
+        engine="tesseract",
+        render_scale=2.0,
         max_image_pixels=50_000_000,
     )
 

@@ -87,9 +87,8 @@ def _units(glyphs: list[Glyph]) -> list[tuple[float, int, list[Glyph]]]:
     for centre, order, unit in units:
         text = "".join(glyph.text for glyph in unit)
         # PDFium reverses the characters of a glyph that maps to a whole right-to-left word.
-        if len(text.strip()) >= 3 and _direction(text) == "R":
-            unit = unit[::-1]
-        fixed.append((centre, order, unit))
+        word = len(text.strip()) >= 3 and _direction(text) == "R"
+        fixed.append((centre, order, unit[::-1] if word else unit))
     return fixed
 
 

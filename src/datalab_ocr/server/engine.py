@@ -254,7 +254,9 @@ def _pdf_pages(
                 textpage = page.get_textpage()
                 try:
                     geometry = PageGeometry.for_page(page, scale)
-                    layer = text_layer_lines(textpage, geometry) if has_text_layer(textpage) else None
+                    layer = None
+                    if has_text_layer(textpage):
+                        layer = text_layer_lines(textpage, geometry)
                     if layer is not None:
                         lines, size = layer, geometry.size
                     else:

@@ -56,7 +56,8 @@ def _pdf(content: bytes, cmap: dict[int, str] | None, *, rotate: int = 0) -> byt
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    out.write(trailer % (len(objects) + 1, xref))
     return out.getvalue()
 
 
@@ -81,10 +82,12 @@ def astral() -> bytes:
 
 def controls() -> bytes:
     """A hyphen that ends a line, and codes mapped to U+0003 and U+FFFE."""
-    content = b"\n".join([
-        _text(72, 700, "A word broken at the end of the infor-"),
-        _text(72, 682, "mation line, then a strange ~ and ^ mark."),
-    ])
+    content = b"\n".join(
+        [
+            _text(72, 700, "A word broken at the end of the infor-"),
+            _text(72, 682, "mation line, then a strange ~ and ^ mark."),
+        ]
+    )
     cmap = _identity(
         "A word broken at the end of the infor- mation line, then a strange and mark.",
         {ord("~"): "\x03", ord("^"): "\ufffe"},
@@ -94,10 +97,12 @@ def controls() -> bytes:
 
 def rotated() -> bytes:
     """A page displayed turned by 90 degrees, with an ordinary text layer."""
-    content = b"\n".join([
-        _text(72, 700, "This page is displayed in landscape."),
-        _text(72, 682, "Its text layer is good and must be kept."),
-    ])
+    content = b"\n".join(
+        [
+            _text(72, 700, "This page is displayed in landscape."),
+            _text(72, 682, "Its text layer is good and must be kept."),
+        ]
+    )
     return _pdf(content, None, rotate=90)
 
 
