@@ -162,13 +162,41 @@ def has_text_layer(textpage: Any) -> bool:
     return count > 0 and bool(textpage.get_text_range(0, count).strip())
 
 
+def _font_name(raw: Any, textpage: Any, index: int) -> bytes:
+    import ctypes
+
+    buffer = ctypes.create_string_buffer(128)
+    flags = ctypes.c_int(0)
+    size = int(raw.FPDFText_GetFontInfo(textpage, index, buffer, 128, ctypes.byref(flags)))
+    return buffer.raw[: max(size - 1, 0)]
+
+
+def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> set[int]:
+    """The unmapped characters of fonts that map their other glyphs: those carry no text.
+
+    PDFium flags every character of a font that has no ToUnicode map, yet guesses most of
+    them right from the font's encoding; a glyph that a font's map leaves out is a different
+    thing (a ligature's second half, a decoration) and its made-up code is noise.
+    """
+    flagged = set(unmapped)
+    mapping_fonts = set()
+    for index in range(int(textpage.count_chars())):
+        code = int(raw.FPDFText_GetUnicode(textpage, index))
+        if index in flagged or raw.FPDFText_IsGenerated(textpage, index) or chr(code).isspace():
+            continue
+        mapping_fonts.add(_font_name(raw, textpage, index))
+    return {index for index in unmapped if _font_name(raw, textpage, index) in mapping_fonts}
+
+
 def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
     """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
 
+    count = int(textpage.count_chars())
+    unmapped = [i for i in range(count) if raw.FPDFText_HasUnicodeMapError(textpage, i)]
+    noise = _unmapped_in_mapped_fonts(raw, textpage, unmapped) if unmapped else set()
     glyphs: list[Glyph | None] = []
     visible = garbage = 0
-    count = int(textpage.count_chars())
     index = 0
     while index < count:
         code = int(raw.FPDFText_GetUnicode(textpage, index))
@@ -187,8 +215,7 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
             continue
         if char == "\t" or (char.isspace() and unicodedata.category(char) != "Cc"):
             char = " "
-        unmapped = bool(raw.FPDFText_HasUnicodeMapError(textpage, box_index))
-        bad = unmapped or _is_garbage(char)
+        bad = box_index in noise or _is_garbage(char)
         if char != " ":
             visible += 1
             garbage += bad
