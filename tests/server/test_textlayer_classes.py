@@ -98,7 +98,7 @@ def test_turned_label_is_one_line(tmp_path: Path) -> None:
 
 
 def test_right_to_left_text_is_in_logical_order(tmp_path: Path) -> None:
-    assert _texts(_run("rtl.pdf", tmp_path)) == ["سلام 2024 عليكم"]
+    assert _texts(_run("rtl.pdf", tmp_path)) == ["سلام 2024 عليكم", "سلام 2024 عليكم", "مرحبا"]
 
 
 def test_encrypted_pdf_says_how_to_decrypt(tmp_path: Path) -> None:
@@ -116,3 +116,22 @@ def test_text_layer_result_names_no_ocr_engine(tmp_path: Path) -> None:
     assert "pdfium" in versions
     assert "tesseract" not in versions
     assert "tesserocr" not in versions
+
+
+@pytest.mark.parametrize(
+    ("rotation", "expected"),
+    [
+        (0, [0.0, 0.0, 20.0, 10.0]),
+        (90, [782.0, 0.0, 792.0, 20.0]),
+        (180, [592.0, 782.0, 612.0, 792.0]),
+        (270, [0.0, 592.0, 10.0, 612.0]),
+    ],
+)
+def test_page_geometry_follows_the_displayed_orientation(
+    rotation: int, expected: list[float]
+) -> None:
+    from datalab_ocr.server.textlayer import PageGeometry
+
+    geometry = PageGeometry(left=0, top=792, scale=1.0, right=612, bottom=0, rotation=rotation)
+    # A 20 x 10 box in the page's top-left corner, wherever the rotation shows that corner.
+    assert geometry.to_pixels((0, 782, 20, 792)) == expected

@@ -133,13 +133,16 @@ def vertical() -> bytes:
 
 
 def rtl() -> bytes:
-    """Arabic with a number (logically "سلام 2024 عليكم"), drawn in reading order.
+    """Arabic three ways, each line reading "سلام 2024 عليكم" (or one word) in logical order.
 
-    Each letter is placed left of the one before, as a right-to-left writer does, while the
-    number's digits run left to right in their slot.
+    1. each letter placed left of the one before, as a right-to-left writer does, the
+       number's digits left to right in their slot;
+    2. one string in visual order (left to right on the page), as most producers write it;
+    3. one glyph whose ToUnicode entry is a whole word (a ligature, as weasyprint writes).
     """
     codes = "ABEK 2024 PSVXY"
     mapping = dict(zip(map(ord, "ABEKPSVXY"), "سلامعليكم", strict=True))
+    mapping[ord("W")] = "مرحبا"
     widths = {" ": 278, "2": 556, "0": 556, "4": 556}  # Helvetica; these letters are all 667
     glyphs = []
     x = 400.0
@@ -149,6 +152,8 @@ def rtl() -> bytes:
         x -= sum(widths.get(char, 667) for char in run) * 14 / 1000
         glyphs.append(_text(round(x, 3), 700, run))
         index += len(run)
+    glyphs.append(_text(round(x, 3), 680, "YXVSP 2024 KEBA"))
+    glyphs.append(_text(round(x, 3), 660, "W"))
     return _pdf(b"\n".join(glyphs), _identity("2024", mapping))
 
 
