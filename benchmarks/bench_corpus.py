@@ -45,7 +45,8 @@ REFERENCE_CACHE = CORPUS / "references.json"
 EXTRACTOR_TIMEOUT = 120.0
 AGREEMENT = 0.98
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
-_GARBAGE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufffe\uffff]")
+_GARBAGE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufffe\uffff]")
+_PDFMINER_UNMAPPED = re.compile(r"\(cid:\d+\)")
 
 
 def normalize(text: str) -> str:
@@ -56,9 +57,13 @@ def normalize(text: str) -> str:
 
 
 def is_real_text(text: str) -> bool:
-    """Whether an extractor's page text is text (letters, little garbage), not noise."""
+    """Whether an extractor's page text is text (letters, little garbage), not noise.
+
+    pdfminer.six writes a glyph without a Unicode mapping as ``(cid:N)``: that is noise too.
+    """
+    text = _PDFMINER_UNMAPPED.sub("\ufffd", text)
     letters = sum(char.isalnum() for char in text)
-    return letters >= 3 and len(_GARBAGE.findall(text)) <= 0.05 * len(text)
+    return letters >= 2 and len(_GARBAGE.findall(text)) <= 0.05 * len(text)
 
 
 def _pdfium_pages(path: str) -> list[str]:
@@ -224,25 +229,34 @@ def score_file(path: Path, refs: dict[str, list[str] | None], client: DatalabCli
     return score
 
 
-def _latin_text(text: str) -> bool:
-    letters = [char for char in text if char.isalpha()]
-    return len(letters) >= 300 and sum(char.isascii() for char in letters) >= 0.97 * len(letters)
+def _prose(raw: str) -> bool:
+    """A page of running Latin text (not a form, table or poster): long lines, many letters."""
+    letters = [char for char in raw if char.isalpha()]
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if len(letters) < 300 or sum(char.isascii() for char in letters) < 0.97 * len(letters):
+        return False
+    return sum(len(line) for line in lines) / len(lines) >= 40
 
 
 def scan_pages(
     refs: dict[str, dict[str, list[str] | None]], count: int
 ) -> list[tuple[Path, int, str]]:
-    """Pages to render as scans: long Latin text on which PDFium and pypdf agree (the truth)."""
+    """Pages to render as scans: Latin prose on which PDFium and pypdf agree (the truth)."""
     chosen = []
+    seen: set[str] = set()
     for name in sorted(refs):
         pdfium, pypdf = refs[name].get("pdfium"), refs[name].get("pypdf")
         if not pdfium or not pypdf or Path(name).parent != CORPUS:
             continue
+        taken = 0
         for index, text in enumerate(pdfium[: len(pypdf)]):
             truth = normalize(text)
-            if _latin_text(truth) and fuzz.token_sort_ratio(truth, normalize(pypdf[index])) >= 97:
+            if truth in seen or taken == 2 or not _prose(text):
+                continue
+            if fuzz.token_sort_ratio(truth, normalize(pypdf[index])) >= 97:
                 chosen.append((Path(name), index, truth))
-                break
+                seen.add(truth)
+                taken += 1
     step = max(1, len(chosen) // count) if count else 1
     return chosen[::step][:count]
 
