@@ -1,9 +1,10 @@
 """Right-to-left text from a PDF text layer, put in logical (reading) order.
 
 A PDF draws glyphs wherever it likes, and producers write Arabic or Hebrew runs either in
-reading order or in visual order (left to right on the page); PDFium then reverses runs it
-takes for visual, which turns the first kind backwards. The positions on the page do not
-lie, so a line holding right-to-left characters is ordered from its glyphs' boxes:
+reading order or in visual order (left to right on the page). PDFium reorders what it takes
+for visual order and gets some cases wrong: a glyph whose ToUnicode entry is a whole word
+comes out backwards. The positions on the page do not lie, so a line holding right-to-left
+characters is ordered from its glyphs' boxes:
 
 1. glyphs are sorted left to right by their box centres; characters that share one box (a
    glyph mapped to several characters) stay together, and a space, whose box PDFium makes
@@ -35,7 +36,6 @@ class Glyph:
     box: tuple[float, ...]
     turned: bool = False
     doubtful: int = 0
-    index: int = -1
 
 
 def _direction(text: str) -> str:

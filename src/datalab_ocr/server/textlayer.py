@@ -226,7 +226,7 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
         angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
         turned = abs(math.sin(angle - math.radians(geometry.rotation))) > 0.7
         box = _box(textpage, geometry, box_index)
-        glyphs.append(Glyph(char, box, turned=turned, index=box_index))
+        glyphs.append(Glyph(char, box, turned=turned))
     return glyphs, visible, garbage
 
 
