@@ -25,6 +25,7 @@ import multiprocessing
 import re
 import resource
 import statistics
+import sys
 import tempfile
 import time
 import unicodedata
@@ -367,8 +368,9 @@ def main() -> None:
     refs = references(paths)
     files: list[FileScore] = []
     with DatalabClient(local=True, cache=False) as client:
-        for path in paths:
+        for number, path in enumerate(paths, start=1):
             files.append(score_file(path, refs[str(path)], client))
+            print(f"[{number}/{len(paths)}] {path.name}", file=sys.stderr, flush=True)
         scans = score_scans(scan_pages(refs, args.scans), client)
         with tempfile.TemporaryDirectory() as workdir:
             bomb = None if args.no_bomb else score_bomb(client, Path(workdir))
