@@ -101,6 +101,11 @@ def test_right_to_left_text_is_in_logical_order(tmp_path: Path) -> None:
     assert _texts(_run("rtl.pdf", tmp_path)) == ["سلام 2024 عليكم", "سلام 2024 عليكم", "مرحبا"]
 
 
+def test_right_to_left_text_on_a_rotated_page_is_in_logical_order(tmp_path: Path) -> None:
+    texts = _texts(_run("rtl-rotated.pdf", tmp_path))
+    assert sorted(texts) == sorted(["سلام 2024 عليكم", "سلام 2024 عليكم", "مرحبا"])
+
+
 def test_encrypted_pdf_says_how_to_decrypt(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="encrypted with a password") as caught:
         _run("encrypted.pdf", tmp_path)

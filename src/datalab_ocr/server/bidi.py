@@ -6,9 +6,9 @@ for visual order and gets some cases wrong: a glyph whose ToUnicode entry is a w
 comes out backwards. The positions on the page do not lie, so a line holding right-to-left
 characters is ordered from its glyphs' boxes:
 
-1. glyphs are sorted left to right by their box centres; characters that share one box (a
-   glyph mapped to several characters) stay together, and a space, whose box PDFium makes
-   up, stays beside the glyph before it;
+1. glyphs are sorted by their centres along their baseline (left to right for upright
+   text); characters that share one box (a glyph mapped to several characters) stay
+   together, and a space, whose box PDFium makes up, stays beside the glyph before it;
 2. a line whose base direction is right to left (more right-to-left letters than left to
    right ones) is read from the right: the visual order reversed, then every run of left to
    right letters and digits (with the spaces and punctuation inside it) turned back;
@@ -36,6 +36,18 @@ class Glyph:
     box: tuple[float, ...]
     turned: bool = False
     doubtful: int = 0
+    span: tuple[float, float] | None = None
+    """Where the glyph starts and ends along its baseline (None: along the x axis)."""
+
+    @property
+    def start(self) -> float:
+        """The glyph's start along its baseline."""
+        return self.box[0] if self.span is None else self.span[0]
+
+    @property
+    def end(self) -> float:
+        """The glyph's end along its baseline."""
+        return self.box[2] if self.span is None else self.span[1]
 
 
 def _direction(text: str) -> str:
@@ -53,19 +65,19 @@ def has_rtl(glyphs: list[Glyph]) -> bool:
     return any(_direction(glyph.text) == "R" for glyph in glyphs)
 
 
-def _centre(box: tuple[float, ...]) -> float:
-    return (box[0] + box[2]) / 2
+def _centre(glyph: Glyph) -> float:
+    return (glyph.start + glyph.end) / 2
 
 
 def _space_place(glyphs: list[Glyph], before: Glyph, after: Glyph | None) -> float:
     """Where a space goes: PDFium makes up its box, so it is put in the free gap beside the
     glyph before it, on the side of the glyph after it, or else just beside that one."""
-    leftwards = after is not None and _centre(after.box) < _centre(before.box)
-    candidates = [before.box[0] - 0.01] if leftwards else [before.box[2] + 0.01]
+    leftwards = after is not None and _centre(after) < _centre(before)
+    candidates = [before.start - 0.01] if leftwards else [before.end + 0.01]
     if after is not None:
-        candidates.append(after.box[2] + 0.01 if leftwards else after.box[0] - 0.01)
+        candidates.append(after.end + 0.01 if leftwards else after.start - 0.01)
     for place in candidates:
-        if not any(g.text.strip() and g.box[0] < place < g.box[2] for g in glyphs):
+        if not any(g.text.strip() and g.start < place < g.end for g in glyphs):
             return place
     return candidates[0]
 
@@ -77,7 +89,7 @@ def _units(glyphs: list[Glyph]) -> list[tuple[float, int, list[Glyph]]]:
         if units and units[-1][2][0].box == glyph.box:
             units[-1][2].append(glyph)
             continue
-        centre = _centre(glyph.box)
+        centre = _centre(glyph)
         if not glyph.text.strip() and units:
             after = glyphs[position + 1] if position + 1 < len(glyphs) else None
             if after is None or after.box != glyph.box:

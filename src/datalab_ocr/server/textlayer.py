@@ -223,10 +223,13 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
             # Kept out of the text, counted for the verdict on the layer and the line.
             glyphs.append(Glyph("", _box(textpage, geometry, box_index), doubtful=1))
             continue
+        # The baseline's angle on the displayed page (counter-clockwise; pixel y runs down).
         angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
-        turned = abs(math.sin(angle - math.radians(geometry.rotation))) > 0.7
+        angle -= math.radians(geometry.rotation)
         box = _box(textpage, geometry, box_index)
-        glyphs.append(Glyph(char, box, turned=turned))
+        along = [x * math.cos(angle) - y * math.sin(angle) for x in box[::2] for y in box[1::2]]
+        turned = abs(math.sin(angle)) > 0.7
+        glyphs.append(Glyph(char, box, turned=turned, span=(min(along), max(along))))
     return glyphs, visible, garbage
 
 
@@ -270,9 +273,7 @@ def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | 
         return None
     result: list[TextLine] = []
     for line in _lines(glyphs):
-        ordered = line.glyphs
-        if not line.vertical:
-            ordered = logical_order(line.glyphs)
+        ordered = logical_order(line.glyphs)
         text = " ".join("".join(glyph.text for glyph in ordered).split())
         if not text or line.box is None:
             continue

@@ -132,7 +132,7 @@ def vertical() -> bytes:
     return _pdf(content, _identity("Rotated label", cjk))
 
 
-def rtl() -> bytes:
+def rtl(rotate: int = 0) -> bytes:
     """Arabic three ways, each line reading "سلام 2024 عليكم" (or one word) in logical order.
 
     1. each letter placed left of the one before, as a right-to-left writer does, the
@@ -154,7 +154,12 @@ def rtl() -> bytes:
         index += len(run)
     glyphs.append(_text(round(x, 3), 680, "YXVSP 2024 KEBA"))
     glyphs.append(_text(round(x, 3), 660, "W"))
-    return _pdf(b"\n".join(glyphs), _identity("2024", mapping))
+    return _pdf(b"\n".join(glyphs), _identity("2024", mapping), rotate=rotate)
+
+
+def rtl_rotated() -> bytes:
+    """The Arabic lines on a page displayed upside down (``/Rotate 180``)."""
+    return rtl(rotate=180)
 
 
 def encrypted() -> bytes:
@@ -182,6 +187,7 @@ DOCUMENTS = {
     "doubtful.pdf": doubtful,
     "vertical.pdf": vertical,
     "rtl.pdf": rtl,
+    "rtl-rotated.pdf": rtl_rotated,
     "encrypted.pdf": encrypted,
     "broken.pdf": broken,
 }
