@@ -179,13 +179,18 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     thing (a ligature's second half, a decoration) and its made-up code is noise.
     """
     flagged = set(unmapped)
-    mapping_fonts = set()
+    unmapped_fonts = {index: _font_name(raw, textpage, index) for index in unmapped}
+    wanted = set(unmapped_fonts.values())
+    mapping_fonts: set[bytes] = set()
     for index in range(int(textpage.count_chars())):
-        code = int(raw.FPDFText_GetUnicode(textpage, index))
-        if index in flagged or raw.FPDFText_IsGenerated(textpage, index) or chr(code).isspace():
+        if index in flagged or raw.FPDFText_IsGenerated(textpage, index):
+            continue
+        if chr(int(raw.FPDFText_GetUnicode(textpage, index))).isspace():
             continue
         mapping_fonts.add(_font_name(raw, textpage, index))
-    return {index for index in unmapped if _font_name(raw, textpage, index) in mapping_fonts}
+        if wanted <= mapping_fonts:
+            break
+    return {index for index, font in unmapped_fonts.items() if font in mapping_fonts}
 
 
 def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
@@ -227,15 +232,20 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
         angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
         angle -= math.radians(geometry.rotation)
         box = _box(textpage, geometry, box_index)
-        along = [x * math.cos(angle) - y * math.sin(angle) for x in box[::2] for y in box[1::2]]
-        turned = abs(math.sin(angle)) > 0.7
-        glyphs.append(Glyph(char, box, turned=turned, span=(min(along), max(along))))
+        if angle == 0.0:
+            glyphs.append(Glyph(char, box))
+            continue
+        cos, sin = math.cos(angle), math.sin(angle)
+        along = [x * cos - y * sin for x in box[::2] for y in box[1::2]]
+        glyphs.append(Glyph(char, box, turned=abs(sin) > 0.7, span=(min(along), max(along))))
     return glyphs, visible, garbage
 
 
 def _box(textpage: Any, geometry: PageGeometry, index: int) -> tuple[float, ...]:
     left, bottom, right, top = textpage.get_charbox(index, loose=True)
-    return tuple(geometry.to_pixels((left, bottom, right, top)))
+    (ax, ay), (bx, by) = geometry._point(left, bottom), geometry._point(right, top)
+    scale = geometry.scale
+    return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
 
 
 def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
