@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ray-demo test lint typecheck unit bench record clean
+.PHONY: demo ray-demo test lint typecheck unit bench bench-corpus corpus record clean
 
 $(STAMP): pyproject.toml
 	@echo "make: creating $(VENV) and installing datalab-ocr with its dev extras (about a minute, once)..."
@@ -35,6 +35,12 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+corpus: $(STAMP)
+	$(BIN)/python benchmarks/corpus/fetch_corpus.py
+
+bench-corpus: corpus
+	$(BIN)/python benchmarks/bench_corpus.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

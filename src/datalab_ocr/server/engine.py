@@ -6,11 +6,14 @@ some of those pages into page objects of the wire format. Splitting a document i
 of pages lets two workers share one long PDF, and keeps each call short so the pool can shut
 down without waiting for a 7,000-page document.
 
-PDF pages that carry a text layer give their lines from it (confidence 1.0), plus the OCR of
-their images that carry no text (a scan with a stamp), merged in reading order; other pages
-are rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Every rendering stays
-within ``max_render_pixels`` (a lower scale for huge pages; see :mod:`.layout`). Coordinates
-are pixels of that rendering; images keep their own pixel size.
+PDF pages that carry a usable text layer give their lines from it (see
+:mod:`~datalab_ocr.server.textlayer`), plus the OCR of their images that carry no text (a scan
+with a stamp), merged in reading order; other pages, and pages whose layer is garbage, are
+rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Every rendering stays within
+``max_render_pixels`` (a lower scale for huge pages; see :mod:`.layout`). Coordinates are
+pixels of that rendering, in the page's displayed orientation; images keep their own pixel
+size. A PDF PDFium cannot open is rewritten by pypdf and tried once more; an encrypted one
+fails saying how to decrypt it.
 """
 
 from __future__ import annotations
@@ -134,13 +137,59 @@ def base_versions() -> dict[str, str]:
     return found
 
 
+_ENCRYPTED = (
+    "The PDF is encrypted with a password, and this API takes none. Decrypt it first, e.g. "
+    "`qpdf --decrypt --password=PASSWORD in.pdf out.pdf`, or in Python with pypdf: "
+    "`reader = PdfReader(path); reader.decrypt(password)`, then write its pages with "
+    "`PdfWriter`; then send the decrypted file."
+)
+
+
 def _open_pdf(path: str) -> Any:
     import pypdfium2
 
     try:
         return pypdfium2.PdfDocument(path)
     except pypdfium2.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+            raise DocumentError(_ENCRYPTED) from None
         raise DocumentError(f"The PDF could not be opened: {exc}") from None
+
+
+def _repaired(path: str) -> str | None:
+    """The PDF at ``path`` rewritten by pypdf next to it, or None if pypdf cannot read it."""
+    try:
+        from pypdf import PdfReader, PdfWriter
+    except ImportError:
+        return None
+    target = f"{path}.repaired.pdf"
+    try:
+        reader = PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            return None
+        writer = PdfWriter()
+        for page in reader.pages:
+            writer.add_page(page)
+        with open(target, "wb") as handle:
+            writer.write(handle)
+    except Exception:  # pypdf raises many kinds on broken files; any of them means no repair
+        logger.debug("pypdf could not rewrite %s", path, exc_info=True)
+        return None
+    return target
+
+
+def _open_or_repair(path: str) -> tuple[Any, str]:
+    """The opened PDF and the path it was read from (the repaired copy, if one was needed)."""
+    try:
+        return _open_pdf(path), path
+    except DocumentError as exc:
+        if str(exc) == _ENCRYPTED:
+            raise
+        repaired = _repaired(path)
+        if repaired is None:
+            raise
+        logger.info("PDFium could not open %s; opened the copy pypdf rewrote", path)
+        return _open_pdf(repaired), repaired
 
 
 def _open_image(path: str, max_pixels: int) -> Image.Image:
@@ -176,7 +225,7 @@ def prepare_document(
             raise DocumentError(str(exc)) from None
         path, kind = str(converted), PDF
     if kind == PDF:
-        pdf = _open_pdf(path)
+        pdf, path = _open_or_repair(path)
         try:
             return PreparedDocument(path=path, kind=PDF, page_count=len(pdf))
         finally:
@@ -275,45 +324,49 @@ def _ocr_regions(
 
 def _pdf_page(
     page: Any, number: int, engine_name: str, scale: float, max_pixels: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
+    """One page object, and whether OCR ran on it (for the whole page or for its images)."""
     width, height = page.get_size()
     # Pages render within a pixel budget: a 200-inch page at 144 dpi would need 3 GB.
     scale = fit_scale(width, height, scale, max_pixels)
     textpage = page.get_textpage()
     try:
-        # Rotated pages go through OCR: the text layer's boxes are unrotated.
-        if page.get_rotation() == 0 and has_text_layer(textpage):
-            left, _bottom, _right, top = page.get_cropbox()
-            geometry = PageGeometry(left=left, top=top, scale=scale)
-            lines = text_layer_lines(textpage, geometry)
-            size = (round(width * scale), round(height * scale))
-            lines = _ocr_regions(page, number, lines, geometry, size, engine_name)
+        geometry = PageGeometry.for_page(page, scale)
+        layer = text_layer_lines(textpage, geometry) if has_text_layer(textpage) else None
+        if layer is not None:
+            size = geometry.size
+            lines = _ocr_regions(page, number, layer, geometry, size, engine_name)
+            ocr_ran = len(lines) != len(layer)
         else:
             if 72 * scale < MIN_OCR_DPI:
                 raise _too_coarse(number, width, height, max_pixels)
             image = _render(page, number, scale, (0, 0, 0, 0))
             lines = _engine(engine_name).recognize(image, round(72 * scale))
-            size = image.size
+            size, ocr_ran = image.size, True
     finally:
         textpage.close()
-    return _page(number, float(size[0]), float(size[1]), lines)
+    return _page(number, float(size[0]), float(size[1]), lines), ocr_ran
 
 
 def _pdf_pages(
     path: str, indices: list[int], engine_name: str, scale: float, max_pixels: int
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], bool]:
+    """The page objects, and whether any page went through OCR."""
     pdf = _open_pdf(path)
     pages = []
+    ocr_ran = False
     try:
         for index in indices:
             page = pdf[index]
             try:
-                pages.append(_pdf_page(page, index + 1, engine_name, scale, max_pixels))
+                result, ran = _pdf_page(page, index + 1, engine_name, scale, max_pixels)
+                pages.append(result)
+                ocr_ran = ocr_ran or ran
             finally:
                 page.close()
     finally:
         pdf.close()
-    return pages
+    return pages, ocr_ran
 
 
 def _recognize_within(
@@ -364,7 +417,10 @@ def process_pages(
     a lower resolution, and a page that would fall below :data:`MIN_OCR_DPI` fails its job.
     """
     if document.kind == PDF:
-        pages = _pdf_pages(document.path, indices, engine, render_scale, max_render_pixels)
+        pages, ocr_ran = _pdf_pages(document.path, indices, engine, render_scale, max_render_pixels)
     else:
         pages = _image_pages(document.path, indices, engine, max_image_pixels, max_render_pixels)
-    return PagesResult(pages=pages, versions={**base_versions(), **engine_versions(engine)})
+        ocr_ran = True
+    # Only the engines that produced these pages: a text-layer page never saw the OCR engine.
+    versions = {**base_versions(), **(engine_versions(engine) if ocr_ran else {})}
+    return PagesResult(pages=pages, versions=versions)

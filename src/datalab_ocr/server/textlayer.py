@@ -1,55 +1,150 @@
-"""Text lines from a PDF page's own text layer, in pixels of the rendered page.
+"""Text lines from a PDF page's own text layer, in pixels of the page as displayed.
 
-PDFium reports characters in content order and inserts generated spaces and line breaks
-between them. A line ends at a generated break, or when the next character's vertical centre
-leaves the current line's band (text written out of order, columns side by side). A line's box
-is the union of the loose boxes (font ascent to descent) of its visible characters, which is
-what an OCR engine would report for the same line.
+PDFium reports characters in content order, as UTF-16 code units, with generated spaces and
+line breaks between them. Here they become clean lines:
+
+- surrogate pairs are joined (emoji, mathematical letters, rarer CJK), PDFium's line-end
+  hyphen (U+0002) becomes ``-``, and no other control character reaches the text;
+- boxes are turned into the page's displayed orientation (``/Rotate``), so a rotated page
+  keeps its text layer and its lines are boxed where a rendering shows them;
+- a line follows its writing direction: horizontal text ends when the next character leaves
+  the line's band; vertical text (CJK written top to bottom, labels turned by 90 degrees)
+  goes on down its column across PDFium's generated breaks;
+- right-to-left runs are put in logical order (see :mod:`~datalab_ocr.server.bidi`);
+- characters that carry no text (no Unicode mapping, private use, controls, U+FFFD) are
+  counted: past :data:`GARBAGE_SHARE` of a page the layer is refused (the page goes to OCR),
+  below it the lines that hold such characters get a confidence below 1.
+
+A line's box is the union of the loose boxes (font ascent to descent) of its characters,
+which is what an OCR engine would report for the same line.
 """
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from datalab_ocr._models import TextLine
+from datalab_ocr.server.bidi import Glyph, logical_order
 
-__all__ = ["PageGeometry", "has_text_layer", "text_layer_lines"]
+__all__ = ["GARBAGE_SHARE", "PageGeometry", "has_text_layer", "text_layer_lines"]
+
+GARBAGE_SHARE = 0.3
+"""Share of a page's characters that carry no text above which its text layer is refused."""
 
 _BREAKS = {"\n", "\r"}
+_LINE_END_HYPHEN = 0x02
 
 
 @dataclass(frozen=True)
 class PageGeometry:
-    """How PDF points map to pixels: the crop box origin and the render scale."""
+    """How PDF points map to pixels of the displayed page: crop box, rotation, scale."""
 
     left: float
     top: float
     scale: float
+    right: float | None = None
+    bottom: float | None = None
+    rotation: int = 0
+
+    @classmethod
+    def for_page(cls, page: Any, scale: float) -> PageGeometry:
+        """The geometry of a pypdfium2 page rendered at ``scale``."""
+        left, bottom, right, top = page.get_cropbox()
+        return cls(left, top, scale, right, bottom, int(page.get_rotation()) % 360)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The displayed page's size in pixels (width, height)."""
+        width = ((self.right or 0.0) - self.left) * self.scale
+        height = (self.top - (self.bottom or 0.0)) * self.scale
+        if self.rotation in (90, 270):
+            width, height = height, width
+        return round(width), round(height)
+
+    def _point(self, x: float, y: float) -> tuple[float, float]:
+        right = self.right if self.right is not None else self.left
+        bottom = self.bottom if self.bottom is not None else self.top
+        if self.rotation == 90:
+            return y - bottom, x - self.left
+        if self.rotation == 180:
+            return right - x, y - bottom
+        if self.rotation == 270:
+            return self.top - y, right - x
+        return x - self.left, self.top - y
 
     def to_pixels(self, box: tuple[float, float, float, float]) -> list[float]:
         """A PDF ``(left, bottom, right, top)`` box as pixel ``[x0, y0, x1, y1]``."""
         left, bottom, right, top = box
+        (ax, ay), (bx, by) = self._point(left, bottom), self._point(right, top)
         return [
-            round((left - self.left) * self.scale, 2),
-            round((self.top - top) * self.scale, 2),
-            round((right - self.left) * self.scale, 2),
-            round((self.top - bottom) * self.scale, 2),
+            round(min(ax, bx) * self.scale, 2),
+            round(min(ay, by) * self.scale, 2),
+            round(max(ax, bx) * self.scale, 2),
+            round(max(ay, by) * self.scale, 2),
         ]
+
+
+def _is_garbage(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category in ("Cc", "Co", "Cs", "Cn") or char == "\ufffd"
+
+
+def _is_upright_cjk(char: str) -> bool:
+    # Scripts that vertical writing sets upright, one character below the other.
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 @dataclass
 class _Line:
-    chars: list[str] = field(default_factory=list)
+    glyphs: list[Glyph] = field(default_factory=list)
     box: list[float] | None = None
+    vertical: bool = False
+    doubtful: int = 0
 
-    def band_holds(self, centre: float) -> bool:
-        return self.box is None or self.box[1] <= centre <= self.box[3]
+    def _x_band(self, glyph: Glyph) -> bool:
+        assert self.box is not None
+        centre = (glyph.box[0] + glyph.box[2]) / 2
+        return self.box[0] <= centre <= self.box[2]
 
-    def add(self, char: str, box: tuple[float, float, float, float] | None) -> None:
-        self.chars.append(char)
-        if box is None:
-            return
+    def _y_band(self, glyph: Glyph) -> bool:
+        assert self.box is not None
+        centre = (glyph.box[1] + glyph.box[3]) / 2
+        return self.box[1] <= centre <= self.box[3]
+
+    def _below(self, glyph: Glyph) -> bool:
+        # The next character of a column: in the column's band, just under (or over) its end.
+        assert self.box is not None
+        last = self.glyphs[-1].box
+        height = max(last[3] - last[1], glyph.box[3] - glyph.box[1], 1.0)
+        gap = min(abs(glyph.box[1] - last[3]), abs(last[1] - glyph.box[3]))
+        return self._x_band(glyph) and not self._y_band(glyph) and gap <= height
+
+    def continues_vertically(self, glyph: Glyph) -> bool:
+        """Whether ``glyph`` goes on down this line's column."""
+        if self.box is None or not self.glyphs or not (self.vertical or len(self.glyphs) == 1):
+            return False
+        first = self.glyphs[0]
+        turned = glyph.turned and first.turned
+        upright = _is_upright_cjk(glyph.text[0]) and _is_upright_cjk(first.text[0])
+        return (turned or upright) and self._below(glyph)
+
+    def holds(self, glyph: Glyph) -> bool:
+        """Whether ``glyph`` belongs to this line, no break having come between."""
+        if self.box is None:
+            return True
+        if self.vertical:
+            return self._x_band(glyph)
+        return self._y_band(glyph) or self.continues_vertically(glyph)
+
+    def add(self, glyph: Glyph) -> None:
+        if self.box is not None and len(self.glyphs) == 1 and not self._y_band(glyph):
+            self.vertical = self.continues_vertically(glyph)
+        self.glyphs.append(glyph)
+        self.doubtful += glyph.doubtful
+        box = glyph.box
         if self.box is None:
             self.box = list(box)
         else:
@@ -67,43 +162,139 @@ def has_text_layer(textpage: Any) -> bool:
     return count > 0 and bool(textpage.get_text_range(0, count).strip())
 
 
-def _char_at(raw: Any, textpage: Any, index: int) -> str:
-    code = int(raw.FPDFText_GetUnicode(textpage, index))
-    return chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else ""
+def _font_name(raw: Any, textpage: Any, index: int) -> bytes:
+    import ctypes
+
+    buffer = ctypes.create_string_buffer(128)
+    flags = ctypes.c_int(0)
+    size = int(raw.FPDFText_GetFontInfo(textpage, index, buffer, 128, ctypes.byref(flags)))
+    return buffer.raw[: max(size - 1, 0)]
 
 
-def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine]:
-    """The lines of a PDFium text page, in content order, with confidence 1.0."""
+def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> set[int]:
+    """The unmapped characters of fonts that map their other glyphs: those carry no text.
+
+    PDFium flags every character of a font that has no ToUnicode map, yet guesses most of
+    them right from the font's encoding; a glyph that a font's map leaves out is a different
+    thing (a ligature's second half, a decoration) and its made-up code is noise.
+    """
+    flagged = set(unmapped)
+    unmapped_fonts = {index: _font_name(raw, textpage, index) for index in unmapped}
+    wanted = set(unmapped_fonts.values())
+    mapping_fonts: set[bytes] = set()
+    for index in range(int(textpage.count_chars())):
+        if index in flagged or raw.FPDFText_IsGenerated(textpage, index):
+            continue
+        if chr(int(raw.FPDFText_GetUnicode(textpage, index))).isspace():
+            continue
+        mapping_fonts.add(_font_name(raw, textpage, index))
+        if wanted <= mapping_fonts:
+            break
+    return {index for index, font in unmapped_fonts.items() if font in mapping_fonts}
+
+
+def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
+    """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
 
+    count = int(textpage.count_chars())
+    unmapped = [i for i in range(count) if raw.FPDFText_HasUnicodeMapError(textpage, i)]
+    noise = _unmapped_in_mapped_fonts(raw, textpage, unmapped) if unmapped else set()
+    glyphs: list[Glyph | None] = []
+    visible = garbage = 0
+    index = 0
+    while index < count:
+        code = int(raw.FPDFText_GetUnicode(textpage, index))
+        box_index = index
+        index += 1
+        if 0xD800 <= code < 0xDC00 and index < count:
+            low = int(raw.FPDFText_GetUnicode(textpage, index))
+            if 0xDC00 <= low < 0xE000:
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                index += 1
+        if code == _LINE_END_HYPHEN or bool(raw.FPDFText_IsHyphen(textpage, box_index)):
+            code = ord("-")
+        char = chr(code) if 0 <= code < 0x110000 else "\ufffd"
+        if char in _BREAKS:
+            glyphs.append(None)
+            continue
+        if char == "\t" or (char.isspace() and unicodedata.category(char) != "Cc"):
+            char = " "
+        bad = box_index in noise or _is_garbage(char)
+        if char != " ":
+            visible += 1
+            garbage += bad
+        if bad:
+            # Kept out of the text, counted for the verdict on the layer and the line.
+            glyphs.append(Glyph("", _box(textpage, geometry, box_index), doubtful=1))
+            continue
+        # The baseline's angle on the displayed page (counter-clockwise; pixel y runs down).
+        angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
+        angle -= math.radians(geometry.rotation)
+        box = _box(textpage, geometry, box_index)
+        if angle == 0.0:
+            glyphs.append(Glyph(char, box))
+            continue
+        cos, sin = math.cos(angle), math.sin(angle)
+        along = [x * cos - y * sin for x in box[::2] for y in box[1::2]]
+        glyphs.append(Glyph(char, box, turned=abs(sin) > 0.7, span=(min(along), max(along))))
+    return glyphs, visible, garbage
+
+
+def _box(textpage: Any, geometry: PageGeometry, index: int) -> tuple[float, ...]:
+    left, bottom, right, top = textpage.get_charbox(index, loose=True)
+    (ax, ay), (bx, by) = geometry._point(left, bottom), geometry._point(right, top)
+    scale = geometry.scale
+    return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
+
+
+def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
     lines: list[_Line] = []
     current = _Line()
-    for index in range(int(textpage.count_chars())):
-        char = _char_at(raw, textpage, index)
-        if char in _BREAKS:
+    broken = False
+    for glyph in glyphs:
+        if glyph is None:
+            broken = True
+            continue
+        if not glyph.text.strip():
+            # Spaces have no trustworthy box: they go with whatever line they fall in.
+            if glyph.text and current.glyphs:
+                current.glyphs.append(glyph)
+            current.doubtful += glyph.doubtful
+            continue
+        goes_on = current.continues_vertically(glyph) if broken else current.holds(glyph)
+        if not goes_on:
             lines.append(current)
             current = _Line()
-            continue
-        box: tuple[float, float, float, float] | None = None
-        if char.strip():
-            left, bottom, right, top = textpage.get_charbox(index, loose=True)
-            box = (left, bottom, right, top)
-            if not current.band_holds((bottom + top) / 2):
-                lines.append(current)
-                current = _Line()
-        current.add(char, box)
+        broken = False
+        current.add(glyph)
     lines.append(current)
+    return lines
 
+
+def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | None:
+    """The lines of a PDFium text page in content order; None when the layer is garbage.
+
+    Garbage: more than :data:`GARBAGE_SHARE` of its visible characters carry no text. A line
+    holding such characters gets the share of good ones as its confidence; others get 1.0.
+    """
+    glyphs, visible, garbage = _glyphs(textpage, geometry)
+    if visible == 0 or garbage > GARBAGE_SHARE * visible:
+        return None
     result: list[TextLine] = []
-    for line in lines:
-        text = " ".join("".join(line.chars).split())
+    for line in _lines(glyphs):
+        ordered = logical_order(line.glyphs)
+        text = " ".join("".join(glyph.text for glyph in ordered).split())
         if not text or line.box is None:
             continue
-        x0, y0, x1, y1 = geometry.to_pixels((line.box[0], line.box[1], line.box[2], line.box[3]))
+        x0, y0, x1, y1 = (round(value, 2) for value in line.box)
+        confidence = 1.0
+        if line.doubtful:
+            confidence = round(len(text) / (len(text) + line.doubtful), 3)
         result.append(
             TextLine(
                 text=text,
-                confidence=1.0,
+                confidence=confidence,
                 polygon=[[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
                 bbox=[x0, y0, x1, y1],
             )

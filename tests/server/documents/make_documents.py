@@ -1,0 +1,203 @@
+"""Write the small PDFs that show each class of text-layer problem seen on real documents.
+
+Run ``python tests/server/documents/make_documents.py`` to rebuild them; the tests read the
+committed files. Each page draws Helvetica glyphs and gives them the text of its choice with
+a ToUnicode map, so the text layer says exactly what the case needs while the rendered page
+stays readable (the garbage case relies on it: OCR must find the drawn words).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _cmap(mapping: dict[int, str]) -> bytes:
+    """A ToUnicode CMap from one-byte codes to text (UTF-16BE, surrogates as they come)."""
+    lines = [
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+        "/CMapName /Custom def /CMapType 2 def",
+        "1 begincodespacerange <00> <FF> endcodespacerange",
+        f"{len(mapping)} beginbfchar",
+    ]
+    for code, text in sorted(mapping.items()):
+        lines.append(f"<{code:02X}> <{text.encode('utf-16-be').hex().upper()}>")
+    lines += ["endbfchar", "endcmap CMapName currentdict /CMap defineresource pop end end"]
+    return "\n".join(lines).encode()
+
+
+def _pdf(content: bytes, cmap: dict[int, str] | None, *, rotate: int = 0) -> bytes:
+    """One Letter page drawing ``content`` with font /F1 (Helvetica, optional ToUnicode)."""
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Rotate %d "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>" % rotate,
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+    ]
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding"
+    if cmap is not None:
+        stream = _cmap(cmap)
+        font += b" /ToUnicode 6 0 R"
+        objects.append(font + b" >>")
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    else:
+        objects.append(font + b" >>")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    out.write(trailer % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def _text(x: float, y: float, text: str, size: int = 14) -> bytes:
+    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return f"BT /F1 {size} Tf {x} {y} Td ({escaped}) Tj ET".encode("latin-1")
+
+
+def _identity(text: str, extra: dict[int, str]) -> dict[int, str]:
+    mapping = {ord(char): char for char in text if char != " "}
+    mapping[32] = " "
+    mapping.update(extra)
+    return mapping
+
+
+def astral() -> bytes:
+    """Characters beyond the BMP: codes mapped to a mathematical letter and an emoji."""
+    line = "Math # and smile @ here"
+    cmap = _identity(line, {ord("#"): "\U0001d400", ord("@"): "\U0001f600"})
+    return _pdf(_text(72, 700, line), cmap)
+
+
+def controls() -> bytes:
+    """A hyphen that ends a line, and codes mapped to U+0003 and U+FFFE."""
+    content = b"\n".join(
+        [
+            _text(72, 700, "A word broken at the end of the infor-"),
+            _text(72, 682, "mation line, then a strange ~ and ^ mark."),
+        ]
+    )
+    cmap = _identity(
+        "A word broken at the end of the infor- mation line, then a strange and mark.",
+        {ord("~"): "\x03", ord("^"): "\ufffe"},
+    )
+    return _pdf(content, cmap)
+
+
+def rotated() -> bytes:
+    """A page displayed turned by 90 degrees, with an ordinary text layer."""
+    content = b"\n".join(
+        [
+            _text(72, 700, "This page is displayed in landscape."),
+            _text(72, 682, "Its text layer is good and must be kept."),
+        ]
+    )
+    return _pdf(content, None, rotate=90)
+
+
+def garbage() -> bytes:
+    """Readable words drawn, but every code maps into the private use area."""
+    words = "Garbage layer here"
+    cmap = {code: chr(0xE000 + code) for code in range(32, 127)}
+    return _pdf(_text(72, 650, words, size=28), cmap)
+
+
+def doubtful() -> bytes:
+    """A good layer with a few unmappable characters: kept, but not fully trusted."""
+    line = "Mostly good text with one odd mark | here"
+    return _pdf(_text(72, 700, line), _identity(line, {ord("|"): "\ue000"}))
+
+
+def _column(x: float, top: float, codes: Iterable[str], step: float = 16) -> bytes:
+    return b"\n".join(_text(x, top - step * i, code) for i, code in enumerate(codes))
+
+
+def vertical() -> bytes:
+    """CJK written top to bottom, and a label turned by 90 degrees."""
+    column = "ABCDEF"
+    cjk = dict(zip(map(ord, column), "縦書きの文章", strict=True))
+    label = "BT /F1 12 Tf 0 1 -1 0 300 400 Tm (Rotated label) Tj ET"
+    content = _column(100, 700, column) + b"\n" + label.encode()
+    return _pdf(content, _identity("Rotated label", cjk))
+
+
+def rtl(rotate: int = 0) -> bytes:
+    """Arabic three ways, each line reading "سلام 2024 عليكم" (or one word) in logical order.
+
+    1. each letter placed left of the one before, as a right-to-left writer does, the
+       number's digits left to right in their slot;
+    2. one string in visual order (left to right on the page), as most producers write it;
+    3. one glyph whose ToUnicode entry is a whole word (a ligature, as weasyprint writes).
+    """
+    codes = "ABEK 2024 PSVXY"
+    mapping = dict(zip(map(ord, "ABEKPSVXY"), "سلامعليكم", strict=True))
+    mapping[ord("W")] = "مرحبا"
+    widths = {" ": 278, "2": 556, "0": 556, "4": 556}  # Helvetica; these letters are all 667
+    glyphs = []
+    x = 400.0
+    index = 0
+    while index < len(codes):
+        run = codes[index : index + 4] if codes[index].isdigit() else codes[index]
+        x -= sum(widths.get(char, 667) for char in run) * 14 / 1000
+        glyphs.append(_text(round(x, 3), 700, run))
+        index += len(run)
+    glyphs.append(_text(round(x, 3), 680, "YXVSP 2024 KEBA"))
+    glyphs.append(_text(round(x, 3), 660, "W"))
+    return _pdf(b"\n".join(glyphs), _identity("2024", mapping), rotate=rotate)
+
+
+def rtl_rotated() -> bytes:
+    """The Arabic lines on a page displayed upside down (``/Rotate 180``)."""
+    return rtl(rotate=180)
+
+
+def encrypted() -> bytes:
+    """An ordinary page, encrypted with a user password (``secret``)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(_text(72, 700, "Secret"), None))))
+    writer.encrypt("secret", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def broken() -> bytes:
+    """A damaged object header PDFium gives up on, while pypdf still reads the page."""
+    document = _pdf(_text(72, 700, "Repaired and read"), None)
+    return document.replace(b"1 0 obj", b"1 0 obk", 1)
+
+
+DOCUMENTS = {
+    "astral.pdf": astral,
+    "controls.pdf": controls,
+    "rotated.pdf": rotated,
+    "garbage.pdf": garbage,
+    "doubtful.pdf": doubtful,
+    "vertical.pdf": vertical,
+    "rtl.pdf": rtl,
+    "rtl-rotated.pdf": rtl_rotated,
+    "encrypted.pdf": encrypted,
+    "broken.pdf": broken,
+}
+
+
+def main() -> None:
+    """Write every document next to this script."""
+    for name, build in DOCUMENTS.items():
+        (HERE / name).write_bytes(build())
+
+
+if __name__ == "__main__":
+    main()
