@@ -29,6 +29,8 @@ from .conftest import CLI
         ("--result-ttl", "0", "expected a number above 0, not 0"),
         ("--max-upload-mb", "inf", "expected a number above 0, not inf"),
         ("--rate-limit", "0/60", "the rate limit needs N >= 1"),
+        ("--max-render-pixels", "5000", "expected a number at least 1000000, not 5000"),
+        ("--long-poll-max", "301", "expected a number up to 300, not 301"),
     ],
 )
 def test_an_out_of_range_option_is_a_usage_error(
@@ -61,6 +63,8 @@ def test_help_shows_every_default(cli: CLI) -> None:
         "(default: 3600.0)",
         "(default: 200.0)",
         "(default: info)",
+        "(default: 25000000)",
+        "(default: 20.0)",
         f"(default: ${API_KEY_ENV}, else no key)",
     ):
         assert default in text
@@ -103,6 +107,14 @@ def test_the_key_can_come_from_a_file(tmp_path: Path) -> None:
     key_file.write_text("s3cret-from-file\n")
     args = build_parser().parse_args(["serve", "--api-key-file", str(key_file)])
     assert config_from_args(args).api_key == "s3cret-from-file"
+
+
+def test_the_render_budget_and_the_long_poll_reach_the_server_config() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--max-render-pixels", "4000000", "--long-poll-max", "0"]
+    )
+    config = config_from_args(args)
+    assert (config.max_render_pixels, config.long_poll_max) == (4_000_000, 0.0)
 
 
 def test_the_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

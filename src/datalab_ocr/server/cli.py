@@ -64,7 +64,7 @@ def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(*, positive: bool) -> Callable[[str], float]:
+def _seconds(*, positive: bool, high: float | None = None) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -73,6 +73,8 @@ def _seconds(*, positive: bool) -> Callable[[str], float]:
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             wanted = "a number above 0" if positive else "a number of at least 0"
             raise argparse.ArgumentTypeError(f"expected {wanted}, not {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"expected a number up to {high:g}, not {text}")
         return value
 
     return parse
@@ -177,6 +179,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="largest accepted file (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-render-pixels",
+        type=_integer(1_000_000),
+        default=defaults.max_render_pixels,
+        metavar="PIXELS",
+        help="render every page within this many pixels: bigger pages are read at a lower "
+        "resolution, and one that would fall under 50 dpi fails (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--long-poll-max",
+        type=_seconds(positive=False, high=300),
+        default=defaults.long_poll_max,
+        metavar="SECONDS",
+        help="the longest ?wait= a result check may hold the request for; 0 turns the long "
+        "poll off, so clients poll as on the hosted API (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.lower,
         choices=LOG_LEVELS,
@@ -211,6 +229,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rate_limit_window=rate[1] if rate else 60.0,
         result_ttl=args.result_ttl,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_render_pixels=args.max_render_pixels,
+        long_poll_max=args.long_poll_max,
     )
 
 
