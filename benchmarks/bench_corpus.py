@@ -168,6 +168,7 @@ class FileScore:
     text_pages: int = 0
     agreeing: int = 0
     control_pages: int = 0
+    region_pages: int = 0
     openable_elsewhere: bool = False
     error: str = ""
     page_scores: list[PageScore] = field(default_factory=list)
@@ -207,6 +208,12 @@ def score_file(path: Path, refs: dict[str, list[str] | None], client: DatalabCli
         raw = "\n".join(line.text for line in page.text_lines)
         if _CONTROL.search(raw):
             score.control_pages += 1
+        # The extractors read the text layer only: compare them with our text-layer lines
+        # (marked original_text_good), not with the OCR of the page's images added to them.
+        layer = [line for line in page.text_lines if line.original_text_good is not None]
+        if layer and len(layer) < len(page.text_lines):
+            score.region_pages += 1
+            raw = "\n".join(line.text for line in layer)
         number = page.page or 1
         index = number - 1
         candidates = {
@@ -412,6 +419,8 @@ def main() -> None:
         f"{verdict(len(failed) == len(failed_encrypted))}"
     )
     print(f"pages with control characters: {control}: {verdict(control == 0)}")
+    regions = sum(f.region_pages for f in files)
+    print(f"text-layer pages whose images were OCRed too (scored on their layer): {regions}")
     print(
         f"text-layer pages agreeing with an extractor (token-sort >= {AGREEMENT}): "
         f"{agreeing}/{text_pages} = {share:.1%}: {verdict(share >= 0.97)}"

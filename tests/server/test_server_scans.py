@@ -71,6 +71,9 @@ def test_a_scan_with_a_one_line_text_stamp_returns_the_scan_text_and_the_stamp(
     assert stamp["confidence"] == 1.0
     assert cer((DATA / "stamped-scan.txt").read_text(), _text(scanned)) <= CER_BOUND
     assert all(line["confidence"] < 1.0 for line in scanned)
+    # The text layer's line says where it came from; the OCR lines of the image do not.
+    assert stamp["original_text_good"] is True
+    assert not any("original_text_good" in line for line in scanned)
 
 
 def test_three_columns_read_top_to_bottom_then_left_to_right(

@@ -87,6 +87,7 @@ def test_doubtful_text_layer_is_kept_with_confidence_below_one(tmp_path: Path) -
     [line] = _lines(_run("doubtful.pdf", tmp_path))
     assert line["text"] == "Mostly good text with one odd mark here"
     assert 0.9 < line["confidence"] < 1.0
+    assert line["original_text_good"] is False
 
 
 def test_vertical_cjk_is_one_line(tmp_path: Path) -> None:

@@ -276,7 +276,8 @@ def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | 
     """The lines of a PDFium text page in content order; None when the layer is garbage.
 
     Garbage: more than :data:`GARBAGE_SHARE` of its visible characters carry no text. A line
-    holding such characters gets the share of good ones as its confidence; others get 1.0.
+    holding such characters gets the share of good ones as its confidence and
+    ``original_text_good=False``; others get 1.0 and ``original_text_good=True``.
     """
     glyphs, visible, garbage = _glyphs(textpage, geometry)
     if visible == 0 or garbage > GARBAGE_SHARE * visible:
@@ -297,6 +298,9 @@ def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | 
                 confidence=confidence,
                 polygon=[[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
                 bbox=[x0, y0, x1, y1],
+                # Marks the line as read from the text layer (False: kept, but doubtful), so
+                # a reader can tell it from the OCR lines of the page's images.
+                original_text_good=not line.doubtful,
             )
         )
     return result
