@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -229,7 +230,9 @@ async def on_the_fake(kind, closing):
 
 async def on_the_local_server(base_url):
     reader = DatalabOCRReader(base_url=base_url, concurrency=2)
-    async for document in reader.alazy_load_data(files):
+    # A one-page image and a three-page PDF: with seconds per page, the PDF is still in
+    # flight when the image's document arrives, however slowly the client acts on it.
+    async for document in reader.alazy_load_data([folder / "receipt.png", files[0]]):
         break
     await reader.aclose()
 
@@ -237,8 +240,6 @@ if __name__ == "__main__":
     for kind in ("reader", "loader"):
         for closing in (False, True):
             asyncio.run(on_the_fake(kind, closing))
-    # One worker and seconds per page: the second job is still queued or running at the
-    # break, even on a loaded machine where the client is slow to act on the first result.
     with LocalServer(ServerConfig(engine="none", workers=1, page_latency=1.5)) as server:
         asyncio.run(on_the_local_server(server.base_url))
     print(ResultCache().stats().pending_jobs)
@@ -259,6 +260,7 @@ def test_leaving_a_stream_early_in_a_script_is_quiet_and_keeps_the_job_in_flight
         # The same document with different content (a comment after its end), so no job is
         # a duplicate of another.
         (tmp_path / f"doc{n}.pdf").write_bytes(sample + f"% copy {n}\n".encode())
+    shutil.copy(ROOT / "examples" / "data" / "receipt.png", tmp_path / "receipt.png")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
