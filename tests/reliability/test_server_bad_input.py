@@ -124,7 +124,7 @@ def test_a_gigapixel_image_is_refused_as_a_bomb_without_decoding_it(
 
     assert "decompression bomb" in result
     # Decoding 10 GB of pixels would take minutes (or the machine); the header alone decides.
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
 
 
 @pytest.fixture
