@@ -24,7 +24,8 @@ StartServer = Callable[..., LocalServer]
 def test_submit_answers_at_once_with_a_check_url_on_the_servers_own_port(
     start_server: StartServer, client: httpx.Client
 ) -> None:
-    server = start_server(engine="none", latency=0.3)
+    # Long enough that the check right after still finds the job running on a busy machine.
+    server = start_server(engine="none", latency=1.0)
     response = submit(client, server.base_url, numbered_pdf(1))
     assert response.status_code == 200
     body = response.json()
