@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,23 @@ def _command() -> list[str]:
     # The installed console script when there is one (it is what users run), else -m.
     script = Path(sys.executable).with_name("datalab-ocr")
     return [str(script)] if script.exists() else [sys.executable, "-m", "datalab_ocr.cli"]
+
+
+@contextmanager
+def _children_take_ctrl_c() -> Iterator[None]:
+    """Let processes started inside receive SIGINT, however the test run itself was started.
+
+    A shell starts a background job (``make test &``) with SIGINT ignored, and an ignored
+    signal stays ignored across ``exec``: the child would never see the Ctrl-C the test sends.
+    A handler, unlike "ignore", is reset to the default by ``exec``, so installing Python's own
+    handler here for the moment of the spawn gives the child the disposition a terminal gives.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_without_a_key_the_embedded_server_is_used_and_the_command_says_so(
@@ -59,18 +78,22 @@ def test_ctrl_c_exits_130_and_the_next_run_resumes_the_submitted_job(
     monkeypatch.delenv("DATALAB_OCR_CACHE", raising=False)  # the job ledger is the point
     document = write_pdf(tmp_path / "doc.pdf", 2)
     out = tmp_path / "out.jsonl"
-    with LocalServer(ServerConfig(engine="none", latency=3.0)) as server:
-        process = subprocess.Popen(
-            [*_command(), "ocr", str(document), "--base-url", server.base_url, "-o", str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    # The job must still be running when the Ctrl-C lands, also on a loaded machine; the
+    # second run then waits out what is left of it.
+    with LocalServer(ServerConfig(engine="none", latency=6.0)) as server:
+        with _children_take_ctrl_c():
+            process = subprocess.Popen(
+                [*_command(), "ocr", str(document), "--base-url", server.base_url, "-o", str(out)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         try:
             # The first poll comes after the job was recorded in the ledger.
-            deadline = time.monotonic() + 30
-            while stats(server)["polls"] < 1 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60
+            while stats(server)["polls"] < 1:
                 assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the command never polled its job"
                 time.sleep(0.05)
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=30)
@@ -94,12 +117,22 @@ def test_serve_runs_the_local_server_until_interrupted(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a free port; the tiny race with other processes is fine
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [*_command(), "serve", "--port", str(port), "--engine", "none", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with _children_take_ctrl_c():
+        process = subprocess.Popen(
+            [
+                *_command(),
+                "serve",
+                "--port",
+                str(port),
+                "--engine",
+                "none",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     try:
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

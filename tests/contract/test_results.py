@@ -90,7 +90,9 @@ def test_submit_then_wait_by_request_id_collects_the_result(
 def test_check_reports_processing_while_the_job_runs(
     contract: Callable[..., Contract], tmp_path: Path
 ) -> None:
-    run = contract(engine="none", latency=1.0)
+    # Held far longer than a loaded machine takes between two calls; stopping the server
+    # cancels the job, so the length costs nothing.
+    run = contract(engine="none", latency=30.0)
     job = run.call("submit", write_pdf(tmp_path, "one.pdf", 1))
     assert run.call("check", job).status == "processing"
 

@@ -8,7 +8,7 @@ import pytest
 
 from datalab_ocr import Limiter, RateLimiter
 
-from .conftest import Harness, complete, page, processing, submitted
+from .conftest import PDF_BYTES, Harness, complete, page, processing, submitted
 
 
 def test_requests_within_the_limit_go_at_once() -> None:
@@ -102,6 +102,6 @@ def test_a_client_asks_its_own_limiter_before_every_request(harness: Harness) ->
     harness.service.submits.append(submitted())
     harness.service.polls.extend([processing(), complete(page(1, "hello"))])
 
-    harness.call("ocr", b"%PDF-1.4 tiny", filename="a.pdf")
+    harness.call("ocr", PDF_BYTES, filename="a.pdf")
 
     assert limiter.reserved == len(harness.service.requests) == 3

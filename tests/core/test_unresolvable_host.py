@@ -35,7 +35,7 @@ def test_the_sync_client_fails_fast_naming_the_host() -> None:
     ):
         client.ocr(PDF_BYTES, filename="a.pdf")
 
-    assert time.monotonic() - started < 2.0  # one lookup, not six attempts over 15 s
+    assert time.monotonic() - started < 5.0  # one lookup, not six attempts over 15 s
     assert clock.sleeps == []  # not retried
     assert HOST in str(caught.value)
     assert "base URL" in str(caught.value)

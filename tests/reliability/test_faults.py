@@ -312,7 +312,7 @@ def test_the_job_deadline_ends_a_job_that_never_completes_with_a_resumable_error
     with pytest.raises(JobTimeoutError) as caught:
         runner.call("ocr", pdf)
 
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0  # the 0.6 s deadline, with slack for a busy CI
     assert (caught.value.request_id, caught.value.filename) == ("job-00000", str(pdf))
     assert caught.value.check_url == f"{server.base_url}/api/v1/ocr/job-00000"
     assert 2 <= len(server.seen("GET")) <= 0.6 / 0.05 + 2

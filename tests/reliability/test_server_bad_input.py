@@ -124,7 +124,7 @@ def test_a_gigapixel_image_is_refused_as_a_bomb_without_decoding_it(
 
     assert "decompression bomb" in result
     # Decoding 10 GB of pixels would take minutes (or the machine); the header alone decides.
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
 
 
 @pytest.fixture
@@ -174,7 +174,9 @@ def test_a_malformed_submit_body_gets_a_4xx_and_the_server_goes_on(
 
 
 def test_a_burst_of_uploads_is_bounded_by_the_queue() -> None:
-    config = ServerConfig(engine="none", workers=1, queue_size=4, latency=0.5, cache_size=0)
+    # Jobs held longer than a slow machine takes to receive all 50 uploads, so no slot frees
+    # up during the burst and "at most the capacity accepted" is a fair bound.
+    config = ServerConfig(engine="none", workers=1, queue_size=4, latency=1.5, cache_size=0)
     document = valid_pdf() + b"%" + b"x" * 200_000  # 200 kB each: 10 MB in flight at most
 
     async def burst(base_url: str) -> list[httpx.Response]:

@@ -24,7 +24,8 @@ StartServer = Callable[..., LocalServer]
 def test_submit_answers_at_once_with_a_check_url_on_the_servers_own_port(
     start_server: StartServer, client: httpx.Client
 ) -> None:
-    server = start_server(engine="none", latency=0.3)
+    # Long enough that the check right after still finds the job running on a busy machine.
+    server = start_server(engine="none", latency=1.0)
     response = submit(client, server.base_url, numbered_pdf(1))
     assert response.status_code == 200
     body = response.json()
@@ -87,11 +88,14 @@ def test_unknown_request_ids_get_404(start_server: StartServer, client: httpx.Cl
 
 
 def test_results_are_gone_after_the_ttl(start_server: StartServer, client: httpx.Client) -> None:
-    server = start_server(engine="none", result_ttl=0.3)
+    # A lifetime a loaded machine cannot outrun before the first poll; expiry counts from
+    # completion, which came before wait_complete returned, so this much later it is gone.
+    ttl = 2.0
+    server = start_server(engine="none", result_ttl=ttl)
     response = submit(client, server.base_url, numbered_pdf(1))
     check_url = response.json()["request_check_url"]
     wait_complete(client, check_url)
-    time.sleep(0.35)
+    time.sleep(ttl + 0.05)
     assert client.get(check_url).status_code == 404
 
 

@@ -25,7 +25,7 @@ def test_a_long_poll_answers_as_soon_as_the_job_completes(
     waited = time.monotonic() - started
 
     assert answer.json()["status"] == "complete"
-    assert 0.3 <= waited < 2.0
+    assert 0.3 <= waited < 5.0  # the job's time, not the 10 s asked for (slack for a busy CI)
 
 
 def test_a_long_poll_answers_processing_when_its_wait_runs_out(
@@ -37,8 +37,10 @@ def test_a_long_poll_answers_processing_when_its_wait_runs_out(
     started = time.monotonic()
     answer = client.get(check_url, params={"wait": "0.3"}, timeout=30)
 
+    # "processing" already shows the answer came before the 5 s job ended; the bound says it
+    # came near the 0.3 s wait, with slack for a busy machine.
     assert answer.json() == {"status": "processing"}
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0
 
 
 def test_the_wait_is_capped_at_what_the_server_advertises(
@@ -51,8 +53,10 @@ def test_the_wait_is_capped_at_what_the_server_advertises(
     answer = client.get(submitted.json()["request_check_url"], params={"wait": "60"}, timeout=30)
 
     assert submitted.headers["X-Datalab-Long-Poll"] == "0.3"
+    # "processing" already shows the answer came before the 5 s job ended; the bound says it
+    # came near the 0.3 s wait, with slack for a busy machine.
     assert answer.json() == {"status": "processing"}
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0
 
 
 def test_a_wait_that_is_not_a_number_is_refused(

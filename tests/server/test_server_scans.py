@@ -92,7 +92,8 @@ def test_a_200_inch_page_fails_within_seconds_saying_why(
 ) -> None:
     started = time.monotonic()
     result = run_job(client, ocr_server.base_url, (DATA / "page-200in.pdf").read_bytes())
-    assert time.monotonic() - started < 10
+    # Rendering it would take minutes; the bound leaves a busy CI time to start a worker.
+    assert time.monotonic() - started < 30
     assert result["success"] is False
     assert result["error"].startswith("Page 1 is 200 x 200 inches")
     assert "render limit of 25,000,000 pixels" in result["error"]
