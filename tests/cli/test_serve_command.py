@@ -169,7 +169,7 @@ def test_verbose_ocr_names_the_embedded_server_once(
     monkeypatch.setattr(embedded, "_embedded", None)  # this command starts a server of its own
     document = Path(__file__).resolve().parents[1] / "server" / "documents"
     try:
-        run = cli("ocr", "-v", "--local", document / "libreoffice-writer-lorem.pdf", "-o", "-")
+        run = cli("ocr", "-v", "--local", document / "newsletter.pdf", "-o", "-")
     finally:
         started = embedded._embedded
         if started is not None:

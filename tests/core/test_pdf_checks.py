@@ -1,7 +1,7 @@
 """Before upload: a PDF cut short is refused, and a page selection outside the file too.
 
-The real PDFs are public files nobody here made (``tests/fixtures/pdfs/SOURCES.md``); the
-broken ones are cut or padded from them here.
+The whole PDFs are built with the structures real writers leave (``tests/fixtures/pdfs/``,
+see its ``SOURCES.md``); the broken ones are cut or padded from them here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from .conftest import Harness, complete, form_fields, page, submitted
 
 PDFS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs"
 REAL = sorted(PDFS.glob("*.pdf"))
-FOUR_PAGES = PDFS / "mistitled_outlines_example.pdf"  # four pages, three incremental updates
-OBJECT_STREAMS = PDFS / "pdflatex-4-pages.pdf"  # page objects hidden in object streams
+FOUR_PAGES = PDFS / "harbour-report-updated.pdf"  # four pages, three incremental updates
+OBJECT_STREAMS = PDFS / "harbour-report-objstm.pdf"  # page objects hidden in object streams
 
 
 def copy(tmp_path: Path, data: bytes, name: str = "copy.pdf") -> Path:
@@ -96,7 +96,7 @@ def test_a_selection_with_no_page_of_the_file_is_refused_before_upload(
 
     message = str(caught.value)
     assert "page_range '7' selects no page" in message
-    assert "mistitled_outlines_example.pdf, which has 4 pages (0-based: 0-3)" in message
+    assert "harbour-report-updated.pdf, which has 4 pages (0-based: 0-3)" in message
     assert harness.service.requests == []
 
 
@@ -132,10 +132,10 @@ def test_a_batch_refuses_the_file_and_goes_on_with_the_others(harness: Harness) 
     harness.service.polls = [complete(page(1, "one"))]
 
     batch = harness.call(
-        "ocr_batch", [FOUR_PAGES, PDFS / "annotated_pdf.pdf"], page_range="3", errors="collect"
+        "ocr_batch", [FOUR_PAGES, PDFS / "annotated-memo.pdf"], page_range="3", errors="collect"
     )
 
     [failure] = batch.failures
-    assert failure.source == str(PDFS / "annotated_pdf.pdf")
+    assert failure.source == str(PDFS / "annotated-memo.pdf")
     assert "selects no page" in str(failure.error)
     assert len(harness.service.posts) == 1

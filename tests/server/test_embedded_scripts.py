@@ -2,7 +2,8 @@
 
 The scripts have no ``if __name__ == "__main__":`` guard. They run at once (one module-scoped
 fixture) to share the cost of starting interpreters; each test then checks one behaviour of
-one run. Real OCR: a scanned receipt and a public PDF (``documents/SOURCES.md``).
+one run. Real OCR: a scanned receipt and a text PDF of this project's own
+(``documents/SOURCES.md``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.ocr
 
 ROOT = Path(__file__).resolve().parents[2]
 RECEIPT = ROOT / "examples" / "data" / "receipt.png"
-LOREM_PDF = Path(__file__).resolve().parent / "documents" / "libreoffice-writer-lorem.pdf"
+TEXT_PDF = Path(__file__).resolve().parent / "documents" / "newsletter.pdf"
 TIMEOUT = 120.0
 needs_proc = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds processes through /proc"
@@ -65,7 +66,7 @@ SCRIPTS = {
         from datalab_ocr import DatalabClient
 
         client = DatalabClient(local=True, cache=False)
-        first = client.ocr({str(LOREM_PDF)!r}).text
+        first = client.ocr({str(TEXT_PDF)!r}).text
         reader, writer = os.pipe()
         child = os.fork()
         if child == 0:  # like a web server's worker: OCR, then exit normally (atexit runs)
@@ -77,7 +78,7 @@ SCRIPTS = {
         os.close(writer)
         from_child = json.loads(os.read(reader, 1 << 20) or b"null")
         _, status = os.waitpid(child, 0)
-        after = client.ocr({str(LOREM_PDF)!r}).text  # the parent's server still serves
+        after = client.ocr({str(TEXT_PDF)!r}).text  # the parent's server still serves
         print(json.dumps({{
             "parent_url": str(client.base_url), "child": from_child,
             "child_status": status, "before": first, "after": after,
@@ -95,7 +96,7 @@ SCRIPTS = {
                 results[name] = {{"url": str(client.base_url), "text": client.ocr(path).text}}
         threads = [
             threading.Thread(target=work, args=("a", {str(RECEIPT)!r})),
-            threading.Thread(target=work, args=("b", {str(LOREM_PDF)!r})),
+            threading.Thread(target=work, args=("b", {str(TEXT_PDF)!r})),
         ]
         for thread in threads:
             thread.start()
@@ -107,7 +108,7 @@ SCRIPTS = {
         import json, time
         from datalab_ocr import DatalabClient
 
-        text = DatalabClient(local=True, cache=False).ocr({str(LOREM_PDF)!r}).text
+        text = DatalabClient(local=True, cache=False).ocr({str(TEXT_PDF)!r}).text
         print(json.dumps({{"text": text, "processes": server_processes()}}), flush=True)
         time.sleep(120)
     """,
@@ -224,7 +225,7 @@ def test_the_server_and_its_workers_are_gone_when_the_script_ends(runs: dict[str
 def test_a_script_piped_to_python_stdin_gets_ocr_text(runs: dict[str, Run]) -> None:
     run = runs["stdin_killed"]
     assert run.out, run.err
-    assert "Lorem ipsum dolor sit amet" in run.json()["text"]
+    assert "The harbour office keeps its winter hours" in run.json()["text"]
 
 
 def test_python_dash_c_gets_ocr_text(runs: dict[str, Run]) -> None:
@@ -243,7 +244,7 @@ def test_a_forked_child_gets_a_server_of_its_own_and_leaves_the_parents_running(
     assert report["child_status"] == 0
     assert "17.70" in report["child"]["text"]
     assert report["child"]["url"] != report["parent_url"]
-    assert "Lorem ipsum" in report["before"]
+    assert "winter hours" in report["before"]
     assert report["after"] == report["before"]
 
 
@@ -253,7 +254,7 @@ def test_threads_starting_at_once_share_one_server(runs: dict[str, Run]) -> None
     results = run.json()
     assert results["a"]["url"] == results["b"]["url"]
     assert "17.70" in results["a"]["text"]
-    assert "Lorem ipsum" in results["b"]["text"]
+    assert "winter hours" in results["b"]["text"]
 
 
 @needs_proc

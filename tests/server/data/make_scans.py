@@ -1,111 +1,158 @@
-"""Rebuild the scans in this folder from public PDFs of py-pdf/sample-files (CC-BY-SA-4.0).
+"""Write the scans in this folder and their truths; this project's own text and code.
 
-Run by hand, not by the tests: ``python tests/server/data/make_scans.py SAMPLE_FILES_DIR``,
-where the folder is a checkout of https://github.com/py-pdf/sample-files. Each scan is a
-rendering of a real page, saved as a 1-bit image (what an office scanner produces), and each
-``.txt`` file holds the text layer of the same area: the truth the OCR is measured against.
+Run by hand, not by the tests: ``python tests/server/data/make_scans.py``. Each scan is a page
+of text written here, typeset with reportlab's built-in Times and Helvetica (no font file),
+rendered by PDFium at 200 dpi and saved as a 1-bit image, as an office scanner saves it.
+Each ``.txt`` holds the lines as they were typeset, in reading order: the truth the OCR is
+measured against.
 """
 
 from __future__ import annotations
 
-import sys
+import io
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pypdfium2
 from PIL import Image
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
 
 HERE = Path(__file__).resolve().parent
 DPI = 200
 STAMP = "CONFIDENTIAL - BATES NO. ACME-000123"
+A4 = (595.276, 841.89)
+
+LETTER_HEAD = [
+    "Saltmarsh Sailing Club",
+    "14 Quay Street, Port Elwyn",
+    "3 November 2026",
+    "Dear Ms Hartley,",
+]
+LETTER_BODY = (
+    "Thank you for your letter about the winter storage of your boat. We have room for her "
+    "in the lower yard from the middle of the month, and the crane is booked for the morning "
+    "of the eighteenth. Please bring the mast down the week before, and leave the keys with "
+    "the office so that the yard crew can move her if the wind turns."
+)
+LETTER_FOOT = ["Yours sincerely,", "Tom Abernethy", "Secretary to the committee"]
+
+ARTICLE = (
+    "When the old lifeboat station closed, the town lost more than a building on the "
+    "shore. For ninety years the station had been the place where fishermen met before "
+    "dawn to read the weather, where children learned to tie knots on wet afternoons, and "
+    "where the whole street gathered when a boat was late coming home. The crews were "
+    "volunteers, and most of them worked at the harbour, the boatyard or the fish market, "
+    "so that the siren could empty half the town in a few minutes. "
+    "The new station stands two miles along the coast, on a headland where the water is "
+    "deep enough at every state of the tide. Its boat is faster and its crew better "
+    "trained, and nobody in the town argues that the move was wrong. Yet the old building "
+    "stood empty for six winters, its doors chained and its slipway slowly buried by "
+    "shingle, and people walked past it without looking. "
+    "Last spring a group of neighbours asked the council for the keys. They cleared the "
+    "shingle, mended the roof and opened the doors on Saturday mornings. Now the boat hall "
+    "holds a small museum of the rescues, a workshop where young people build dinghies, and "
+    "a long table where anyone may sit with a cup of tea and watch the harbour. The siren "
+    "is silent, but the building is full again."
+)
+
+SCAN_TITLE = "Report of the harbour works committee"
+SCAN_TEXT = [
+    "The committee met four times during the year to follow the repair of the eastern "
+    "quay wall. The contractor began work in April, when the worst of the winter weather "
+    "had passed, and finished the stonework at the end of August, two weeks later than "
+    "planned because of a fortnight of high tides in July.",
+    "The new mooring chains were laid in September. The divers who inspected them after "
+    "the first autumn storm found them sound, and the committee recommends that the old "
+    "chains be sold for scrap. The cost of the whole work came within the budget agreed "
+    "by the board, with a small sum left for the painting of the railings next spring.",
+]
 
 
-def _render(pdf: pypdfium2.PdfDocument, index: int) -> tuple[Image.Image, str, object]:
-    page = pdf[index]
-    image = page.render(scale=DPI / 72, grayscale=True).to_pil().convert("L")
-    return image, page.get_textpage().get_text_range(), page
-
-
-def _text_in(page: object, box: tuple[float, ...]) -> str:
-    """The text layer inside a pixel box of the 150 dpi rendering, in content order."""
-    assert isinstance(page, pypdfium2.PdfPage)
-    height = page.get_height()
-    left, top, right, bottom = (value * 72 / DPI for value in box)
-    text: str = page.get_textpage().get_text_bounded(left, height - bottom, right, height - top)
-    return text
+def _render(draw: Callable[[Canvas], None], size: tuple[float, float]) -> Image.Image:
+    """The page ``draw(canvas)`` makes, rendered at :data:`DPI` in grey."""
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=size, invariant=True)
+    draw(canvas)
+    canvas.save()
+    page = pypdfium2.PdfDocument(out.getvalue())[0]
+    image: Image.Image = page.render(scale=DPI / 72, grayscale=True).to_pil().convert("L")
+    return image
 
 
 def _bilevel(image: Image.Image) -> Image.Image:
     return image.point(lambda value: 255 if value > 160 else 0).convert("1")
 
 
-def _write_text(name: str, text: str) -> None:
-    lines = [" ".join(line.replace("\ufffe", "").split()) for line in text.splitlines()]
-    (HERE / name).write_text("\n".join(line for line in lines if line) + "\n", encoding="utf-8")
+def _trimmed(image: Image.Image, margin: int = 40) -> Image.Image:
+    """``image`` cut to its ink with a white ``margin`` all round."""
+    box = Image.eval(image, lambda value: 255 - value).getbbox()
+    assert box is not None
+    left, top, right, bottom = box
+    return image.crop((left - margin, top - margin, right + margin, bottom + margin))
 
 
-def rotated_letters(samples: Path) -> None:
-    """The top third of a Google Docs letter, turned by 90, 180 and 270 degrees."""
-    pdf = pypdfium2.PdfDocument(samples / "011-google-doc-document" / "google-doc-document.pdf")
-    image, _text, page = _render(pdf, 0)
-    assert isinstance(page, pypdfium2.PdfPage)
-    box = _pixels(_text_box(page, 0, 600, 580, 842))
-    upright = _bilevel(image.crop(box))
-    _write_text("letter.txt", _text_in(page, box))
+def _write_text(name: str, lines: list[str]) -> None:
+    (HERE / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _justified(canvas: Canvas, lines: list[str], x: float, y: float, width: float) -> None:
+    """Draw ``lines`` from ``y`` down, every one but the last stretched to ``width``."""
+    font, size, leading = "Times-Roman", 10, 12.5
+    for index, line in enumerate(lines):
+        text = canvas.beginText(x, y - index * leading)
+        text.setFont(font, size)
+        gaps = line.count(" ")
+        if index < len(lines) - 1 and gaps:
+            text.setWordSpace((width - stringWidth(line, font, size)) / gaps)
+        text.textLine(line)
+        canvas.drawText(text)
+
+
+def rotated_letters() -> None:
+    """A short letter, turned by 90, 180 and 270 degrees."""
+    body = simpleSplit(LETTER_BODY, "Times-Roman", 12, 400)
+    lines = LETTER_HEAD + body + LETTER_FOOT
+
+    def draw(canvas: Canvas) -> None:
+        canvas.setFont("Helvetica-Bold", 13)
+        canvas.drawString(40, 330, LETTER_HEAD[0])
+        canvas.setFont("Times-Roman", 12)
+        y = 312.0
+        for index, line in enumerate(lines[1:], start=1):
+            # A blank line after the address, the date, the greeting and the body.
+            y -= 8 if index in (3, 4, 4 + len(body)) else 0
+            canvas.drawString(40, y, line)
+            y -= 15
+
+    upright = _bilevel(_trimmed(_render(draw, (480, 360))))
+    _write_text("letter.txt", lines)
     for angle in (90, 180, 270):
         upright.rotate(angle, expand=True).save(HERE / f"letter-{angle}.png", optimize=True)
 
 
-def _text_box(
-    page: pypdfium2.PdfPage, left: float, right: float, low: float, high: float
-) -> tuple[float, ...]:
-    """The pixel box of the whole lines between ``left`` and ``right`` points, and between
-    ``low`` and ``high`` points above the page's foot: a crop that cuts no line in two.
+def three_columns() -> None:
+    """An article of running text set in three justified columns with a narrow gutter.
+
+    The gutter is 10 pt (0.14 in), as in many real papers: narrow enough that a reader
+    taking the page line by line runs across the columns.
     """
-    textpage = page.get_textpage()
-    boxes = [textpage.get_charbox(index, loose=True) for index in range(textpage.count_chars())]
-    inside = [box for box in boxes if box[0] >= left and box[2] <= right and box[2] > box[0]]
-    lines = [box for box in inside if low <= box[1] and box[3] <= high]
-    x0 = min(box[0] for box in lines) - 3
-    x1 = max(box[2] for box in lines) + 3
-    y_low = min(box[1] for box in lines)
-    y_high = max(box[3] for box in lines)
-    height = page.get_height()
-    scale = DPI / 72
-    return (x0 * scale, (height - y_high) * scale, x1 * scale, (height - y_low) * scale)
+    width, gutter = 200.0, 10.0
+    lines = simpleSplit(ARTICLE, "Times-Roman", 10, width)
+    per_column = -(-len(lines) // 3)
+    columns = [lines[i : i + per_column] for i in range(0, len(lines), per_column)]
+    assert len(columns) == 3
 
+    def draw(canvas: Canvas) -> None:
+        for number, column in enumerate(columns):
+            _justified(canvas, column, 30 + number * (width + gutter), 260, width)
 
-def _pixels(box: tuple[float, ...]) -> tuple[int, int, int, int]:
-    left, top, right, bottom = (round(value) for value in box)
-    return (left, top, right, bottom)
-
-
-def three_columns(samples: Path) -> None:
-    """Three columns of a two-column LaTeX paper side by side: both of page 1, one of page 2.
-
-    The gutter stays the paper's own (10 pt, 0.14 in): narrow, as in many real papers.
-    """
-    pdf = pypdfium2.PdfDocument(samples / "026-latex-multicolumn" / "multicolumn.pdf")
-    first, _text, page_one = _render(pdf, 0)
-    second, _text, page_two = _render(pdf, 1)
-    parts = [
-        (first, page_one, _text_box(page_one, 60, 302, 180, 330)),
-        (first, page_one, _text_box(page_one, 302, 545, 180, 330)),
-        (second, page_two, _text_box(page_two, 60, 302, 180, 330)),
-    ]
-    boxes = [_pixels(box) for _image, _page, box in parts]
-    gutter = round(10 * DPI / 72)
-    width = sum(box[2] - box[0] for box in boxes) + 2 * gutter
-    height = max(box[3] - box[1] for box in boxes)
-    sheet = Image.new("L", (width + 80, height + 80), 255)
-    x = 40
-    texts = []
-    for (image, page, _box), box in zip(parts, boxes, strict=True):
-        sheet.paste(image.crop(box), (x, 40))
-        x += box[2] - box[0] + gutter
-        texts.append(_text_in(page, box))
-    _bilevel(sheet).save(HERE / "three-columns.png", optimize=True)
-    _write_text("three-columns.txt", "\n".join(texts))
+    _bilevel(_trimmed(_render(draw, (3 * width + 2 * gutter + 60, 300)))).save(
+        HERE / "three-columns.png", optimize=True
+    )
+    _write_text("three-columns.txt", lines)
 
 
 def _pdf(objects: list[bytes]) -> bytes:
@@ -144,20 +191,28 @@ def _image_page_pdf(image: Image.Image, width: float, height: float, content: by
     )
 
 
-def stamped_scan(samples: Path) -> None:
-    """A scanned LaTeX page (its upper part) as a page image, with a one-line text stamp."""
-    pdf = pypdfium2.PdfDocument(samples / "004-pdflatex-4-pages" / "pdflatex-4-pages.pdf")
-    image, _text, page = _render(pdf, 0)
-    assert isinstance(page, pypdfium2.PdfPage)
-    box = _pixels(_text_box(page, 0, 600, 560, 842))
-    scan = Image.new("L", image.size, 255)
-    scan.paste(image.crop(box), box[:2])
-    _write_text("stamped-scan.txt", _text_in(page, box))
-    width, height = 595.276, 841.89
+def stamped_scan() -> None:
+    """A scanned committee report (its upper part) as a page image, with a one-line stamp."""
+    paragraphs = [simpleSplit(text, "Times-Roman", 12, A4[0] - 144) for text in SCAN_TEXT]
+
+    def draw(canvas: Canvas) -> None:
+        canvas.setFont("Helvetica-Bold", 15)
+        canvas.drawString(72, A4[1] - 90, SCAN_TITLE)
+        canvas.setFont("Times-Roman", 12)
+        y = A4[1] - 124
+        for lines in paragraphs:
+            for line in lines:
+                canvas.drawString(72, y, line)
+                y -= 16
+            y -= 12
+
+    scan = _bilevel(_render(draw, A4))
+    _write_text("stamped-scan.txt", [SCAN_TITLE] + [line for lines in paragraphs for line in lines])
+    width, height = A4
     content = (
         f"q {width:g} 0 0 {height:g} 0 0 cm /Im1 Do Q\nBT /F1 11 Tf 72 40 Td ({STAMP}) Tj ET"
     ).encode()
-    (HERE / "stamped-scan.pdf").write_bytes(_image_page_pdf(_bilevel(scan), width, height, content))
+    (HERE / "stamped-scan.pdf").write_bytes(_image_page_pdf(scan, width, height, content))
 
 
 def page_size_bomb() -> None:
@@ -171,10 +226,9 @@ def page_size_bomb() -> None:
 
 def main() -> None:
     """Write every scan and its truth next to this script."""
-    samples = Path(sys.argv[1])
-    rotated_letters(samples)
-    three_columns(samples)
-    stamped_scan(samples)
+    rotated_letters()
+    three_columns()
+    stamped_scan()
     page_size_bomb()
 
 

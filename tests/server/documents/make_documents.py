@@ -173,6 +173,44 @@ def encrypted() -> bytes:
     return out.getvalue()
 
 
+NEWSLETTER = [
+    "Winter notes from the harbour office",
+    "The harbour office keeps its winter hours from the first of November: nine until four "
+    "on weekdays, and two hours on Saturday mornings. The crane can still be booked outside "
+    "these hours, but please ask a day ahead so that someone can be there to run it.",
+    "Most of the visiting boats have gone home, and the pontoons on the western side will be "
+    "lifted for cleaning in the second week of the month. Owners who leave their boats afloat "
+    "over the winter are asked to check their lines after every storm, and to tell the office "
+    "if a neighbour's boat looks to be in trouble.",
+    "The new water point near the slipway is now working. It was paid for from last year's "
+    "surplus and fitted by two members of the sailing club over a weekend in October. The "
+    "board thanks them, and everyone who helped at the autumn clean-up of the foreshore.",
+]
+
+
+def newsletter() -> bytes:
+    """An ordinary one-page text document: a heading and three paragraphs of prose."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import simpleSplit
+    from reportlab.pdfgen.canvas import Canvas
+
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=A4, invariant=True)
+    width, height = A4
+    heading, *paragraphs = NEWSLETTER
+    canvas.setFont("Helvetica-Bold", 16)
+    canvas.drawString(72, height - 90, heading)
+    canvas.setFont("Times-Roman", 12)
+    y = height - 126
+    for paragraph in paragraphs:
+        for line in simpleSplit(paragraph, "Times-Roman", 12, width - 144):
+            canvas.drawString(72, y, line)
+            y -= 16
+        y -= 10
+    canvas.save()
+    return out.getvalue()
+
+
 def broken() -> bytes:
     """A damaged object header PDFium gives up on, while pypdf still reads the page."""
     document = _pdf(_text(72, 700, "Repaired and read"), None)
@@ -190,6 +228,7 @@ DOCUMENTS = {
     "rtl-rotated.pdf": rtl_rotated,
     "encrypted.pdf": encrypted,
     "broken.pdf": broken,
+    "newsletter.pdf": newsletter,
 }
 
 
