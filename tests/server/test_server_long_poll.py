@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -87,3 +88,25 @@ def test_servers_with_different_engines_have_different_ids(
     tesseract = client.options(f"{start_server(engine='tesseract').base_url}/api/v1/ocr")
 
     assert none.headers["X-Datalab-Server-Id"] != tesseract.headers["X-Datalab-Server-Id"]
+
+
+def test_a_stopping_server_answers_its_long_polls_at_once(
+    start_server: StartServer, client: httpx.Client
+) -> None:
+    server = start_server(engine="none", latency=60.0)
+    check_url = submit(client, server.base_url, numbered_pdf(1)).json()["request_check_url"]
+    answers: list[httpx.Response] = []
+    poll = threading.Thread(
+        target=lambda: answers.append(client.get(check_url, params={"wait": "20"}, timeout=30))
+    )
+    poll.start()
+    time.sleep(0.5)  # the poll is waiting on the server
+
+    started = time.monotonic()
+    server.stop()
+    poll.join(30)
+
+    # Without the wake-up, the stop waits out uvicorn's graceful timeout (5 s) and the poll
+    # ends in a broken connection; with it, the poll gets a normal answer and the stop is quick.
+    assert [answer.json() for answer in answers] == [{"status": "processing"}]
+    assert time.monotonic() - started < 4.0

@@ -18,11 +18,13 @@ import contextlib
 import hmac
 import logging
 import math
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -61,6 +63,7 @@ class _Service:
         self.stats = Stats()
         self.store = JobStore(ttl=config.result_ttl, cache_size=config.cache_size)
         self.runner = JobRunner(config, self.store, self.stats)
+        self.closing = asyncio.Event()  # set when the server begins to stop
         self.limiter = (
             RateLimiter(config.rate_limit_requests, config.rate_limit_window)
             if config.rate_limit_requests is not None
@@ -166,7 +169,7 @@ class _Service:
         if wait is None:
             return _error(422, "wait must be a number of seconds, like ?wait=10")
         if job.result is None and wait > 0:
-            await _until_done_or_gone(job, request, wait)
+            await _until_done_or_gone(job, request, wait, self.closing)
         return JSONResponse(job.check_body())
 
     async def describe(self, request: Request) -> Response:
@@ -202,20 +205,26 @@ def _wait_seconds(raw: str | None, cap: float) -> float | None:
     return min(max(0.0, wait), cap)
 
 
-async def _until_done_or_gone(job: Job, request: Request, wait: float) -> None:
-    """Wait up to ``wait`` s for ``job`` to complete, stopping early if the client leaves.
+async def _until_done_or_gone(
+    job: Job, request: Request, wait: float, closing: asyncio.Event
+) -> None:
+    """Wait up to ``wait`` s for ``job`` to complete, stopping early if the client leaves or
+    the server begins to stop (so a shutdown does not sit out every long poll's wait).
 
-    Both waiters are tasks cancelled on the way out, so a disconnect or a timeout leaves
+    The waiters are tasks cancelled on the way out, so a disconnect or a timeout leaves
     nothing behind on the job's event.
     """
-    done = asyncio.ensure_future(job.done.wait())
-    gone = asyncio.ensure_future(_disconnected(request))
+    waiters = {
+        asyncio.ensure_future(job.done.wait()),
+        asyncio.ensure_future(_disconnected(request)),
+        asyncio.ensure_future(closing.wait()),
+    }
     try:
-        await asyncio.wait({done, gone}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (done, gone):
+        for task in waiters:
             task.cancel()
-        for task in (done, gone):
+        for task in waiters:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -230,6 +239,18 @@ async def _disconnected(request: Request) -> None:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn's server for :func:`create_app`: when it stops, the long polls waiting on it
+    answer at once (``processing``), instead of holding the graceful shutdown for their wait.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        closing = getattr(getattr(self.config.app, "state", None), "closing", None)
+        if isinstance(closing, asyncio.Event):
+            closing.set()
+        await super().shutdown(sockets)
 
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
@@ -263,6 +284,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.closing = service.closing
     app.state.stats = service.stats
     app.state.identity = identity
     return app

@@ -82,7 +82,7 @@ def run_child() -> int:
     try:
         import uvicorn
 
-        from datalab_ocr.server.app import create_app
+        from datalab_ocr.server.app import AppServer, create_app
         from datalab_ocr.server.workers import WorkerStartError, check_engine
     except ImportError as exc:
         return _fail(missing_extra(str(exc)), "missing-extra")
@@ -101,7 +101,7 @@ def run_child() -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(uvicorn_config)
+    server = AppServer(uvicorn_config)
     finished = threading.Event()
     announced = threading.Event()
 

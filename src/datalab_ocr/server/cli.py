@@ -274,7 +274,7 @@ def run_serve(args: argparse.Namespace, prog: str = "datalab-ocr serve") -> int:
 def _serve(args: argparse.Namespace, level: int) -> int:
     import uvicorn
 
-    from datalab_ocr.server.app import create_app
+    from datalab_ocr.server.app import AppServer, create_app
     from datalab_ocr.server.workers import WorkerStartError, check_engine
 
     config = config_from_args(args)
@@ -302,7 +302,7 @@ def _serve(args: argparse.Namespace, level: int) -> int:
         config.workers,
         "" if config.api_key else " (no API key required)",
     )
-    server = uvicorn.Server(
+    server = AppServer(
         uvicorn.Config(
             create_app(config),
             host=host,  # what uvicorn's own "running on" line shows; the socket is bound

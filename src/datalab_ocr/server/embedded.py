@@ -23,7 +23,7 @@ from types import TracebackType
 
 import uvicorn
 
-from datalab_ocr.server.app import create_app
+from datalab_ocr.server.app import AppServer, create_app
 from datalab_ocr.server.config import ServerConfig
 from datalab_ocr.server.process import ServerProcess
 from datalab_ocr.server.workers import check_engine
@@ -92,7 +92,7 @@ class LocalServer:
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
+        server = AppServer(config)
         self._server = server
         self._thread = threading.Thread(
             target=server.run,
