@@ -166,10 +166,17 @@ class PollPlanner:
             self._claim_probe(job)
         plan = self._plan(job.units, scarce, throttled)
         if plan is None:
-            if job.probe or not scarce:
-                # The probe measures in small steps; while requests are free every job does,
-                # rather than sit out ``patience`` while a long probe runs.
+            if not scarce:
+                # While requests are free every job measures in small steps, rather than sit
+                # out ``patience`` while a long probe runs.
                 return self.min_gap if last is None else self._step_after(last)
+            if job.probe:
+                # Under a limit the probe's polls are the batch's: it starts at the policy's
+                # first delay and steps by a quarter of the elapsed time, the widest step that
+                # still measures the job closely.
+                if last is None:
+                    return max(self.min_gap, self.policy.initial_delay)
+                return last + max(self.min_gap, _SCARCE_PROBE_STEP * last)
             # Waiting for the probe: a job like it is most likely still running while the
             # probe is, and the probe's result re-plans this job the moment it arrives.
             # Meanwhile check sparingly, in case this job is much shorter than the probe:
@@ -260,13 +267,25 @@ class PollPlanner:
             if elapsed is None:
                 return
             self._seen.append(job.units)
+            first_measure = not self._measured
             exact = self._learn_duration(job, elapsed)
             if exact is not None:
                 self._follow(exact)
+                if first_measure and self._multiplier < elapsed / (exact * self._base_or(job)):
+                    # The first close measurement gives the middle of [last seen running,
+                    # seen done]: jobs like it are surely done only at the end of that
+                    # interval, and under a limit a first poll that misses costs a request.
+                    # Start the multiplier there; hits and misses move it from then on.
+                    self._multiplier = min(4.0, elapsed / (exact * self._base_or(job)))
             elif job.aimed:
                 self._track(job, elapsed)
             elif job.polls == 0:
                 self._hit_early(job, elapsed)
+                if self._model is None:
+                    # Nothing measured closely yet (the first poll was held back, by the
+                    # limiter or a slow answer): the job was done by then, so jobs like it
+                    # are worth a look by then too, rather than waiting out ``patience``.
+                    self._model = _fit(self._early, self.size_spread)
 
     def _learn_duration(self, job: JobClock, elapsed: float) -> float | None:
         """Fold the job into the model; return duration / model when it was measured closely."""
@@ -289,6 +308,10 @@ class PollPlanner:
         if base is None or base <= 0:
             return None
         return duration / base
+
+    def _base_or(self, job: JobClock) -> float:
+        base = self._base(job.units)
+        return 1.0 if base is None or base <= 0 else base
 
     def _hit_early(self, job: JobClock, elapsed: float) -> None:
         """A first poll at the low end found the job done: it ended somewhere before, so the
@@ -345,6 +368,7 @@ class PollPlanner:
 
 
 _EARLY_SHARE = 0.9
+_SCARCE_PROBE_STEP = 0.25
 
 
 def _median(values: list[float]) -> float:
