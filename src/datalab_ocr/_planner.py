@@ -30,10 +30,14 @@ polls back off by doubling up to the estimate. One slow job, or jobs of another 
 push a job's first poll out by minutes.
 
 Until anything is known, one job at a time (the probe) polls in small steps to measure
-(while requests are free, every job does); under a rate limiter the others wait, checking on
-their own only sparingly (after ``patience`` seconds, then as their
-elapsed time doubles), and re-plan as soon as the probe reports. With ``adaptive=False`` the
-fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
+(while requests are free, every job does, every ``min_gap``; under a rate limiter the probe
+alone, from ``policy.initial_delay`` by a quarter of its elapsed time, so a 5 s job costs 8
+polls rather than 10). Under a limiter the others wait, checking on their own only sparingly
+(after ``patience`` seconds, then as their elapsed time doubles), and re-plan as soon as the
+probe reports: a close measurement starts the estimate at the end of its interval (where
+the probe was seen done), and a probe whose only poll the limiter held back still gives an
+estimate (the time it was seen done), so no one waits out ``patience`` for nothing. With
+``adaptive=False`` the fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
 """
 
 from __future__ import annotations
