@@ -285,11 +285,7 @@ class PollPlanner:
                 self._track(job, elapsed)
             elif job.polls == 0:
                 self._hit_early(job, elapsed)
-                if self._model is None:
-                    # Nothing measured closely yet (the first poll was held back, by the
-                    # limiter or a slow answer): the job was done by then, so jobs like it
-                    # are worth a look by then too, rather than waiting out ``patience``.
-                    self._model = _fit(self._early, self.size_spread)
+                self._model = self._refit()
 
     def _learn_duration(self, job: JobClock, elapsed: float) -> float | None:
         """Fold the job into the model; return duration / model when it was measured closely."""
@@ -332,6 +328,12 @@ class PollPlanner:
             return _fit(both, self.size_spread)
         if measured or self._loose:
             return _fit(measured or self._loose, self.size_spread)
+        if self._early:
+            # Nothing measured, only first polls that found jobs done (held back by the
+            # limiter or a slow answer): a job like the quickest of them is worth a look by
+            # then, rather than waiting out ``patience``. The shortest, not the median, as
+            # every later hold-back would otherwise push the estimate out.
+            return min(duration for _, duration in self._early), 0.0
         return None
 
     def _follow(self, ratio: float) -> None:

@@ -298,3 +298,17 @@ def test_a_probe_poll_held_back_by_the_limiter_still_teaches_the_waiting_jobs() 
     planner.finished(probe, 2.1)
 
     assert planner.next_poll(waiting, RNG, scarce=True, elapsed=2.2) <= 2.5
+
+
+def test_later_polls_held_back_longer_do_not_push_out_an_estimate_of_held_back_hits() -> None:
+    planner = PollPlanner(PollPolicy())
+    planner.finished(planner.begin(1), 2.1)  # the probe, its one poll held back to 2.1 s
+    for _ in range(5):
+        # Jobs whose first polls the limiter held back even longer, all found done.
+        job = planner.begin(1)
+        planner.next_poll(job, RNG, scarce=True, throttled=True)
+        planner.finished(job, 4.2)
+
+    estimate = planner.expected(1)
+
+    assert estimate is not None and estimate <= 2.1
