@@ -35,8 +35,8 @@ alone, from ``policy.initial_delay`` by a quarter of its elapsed time, so a 5 s 
 polls rather than 10). Under a limiter the others wait, checking on their own only sparingly
 (after ``patience`` seconds, then as their elapsed time doubles), and re-plan as soon as the
 probe reports: a close measurement starts the estimate at the end of its interval (where
-the probe was seen done), and a probe whose only poll the limiter held back still gives an
-estimate (the time it was seen done), so no one waits out ``patience`` for nothing. With
+the probe was seen done), and a job found done at a first poll the limiter held back tells
+the jobs like it to look by then, so no one waits out ``patience`` for nothing. With
 ``adaptive=False`` the fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
 """
 
@@ -185,7 +185,13 @@ class PollPlanner:
             # probe is, and the probe's result re-plans this job the moment it arrives.
             # Meanwhile check sparingly, in case this job is much shorter than the probe:
             # after ``patience`` seconds, then each time the elapsed time doubles.
-            return max(self.patience, 2.0 * (last or 0.0))
+            wait = max(self.patience, 2.0 * (last or 0.0))
+            done_by = self._done_by(job.units)
+            if done_by is not None and done_by > (last or 0.0):
+                # A job like it was found done at a first poll the limiter held back: worth
+                # a look by then (the quickest such, as every hold-back is later still).
+                wait = min(wait, done_by)
+            return wait
         aim, bound, aimed = plan
         if last is None:
             job.aimed = aimed and bound >= aim
@@ -198,6 +204,13 @@ class PollPlanner:
             # approached by doubling from what is known.
             return aim if bound >= aim else min(aim, max(2.0 * last, last + self.min_gap))
         return self._step_after(last)
+
+    def _done_by(self, units: float) -> float | None:
+        """The earliest that a job within 2x of ``units`` pages was found done at a first
+        poll, without any close measurement (a share of it), or None."""
+        with self._lock:
+            times = [d for size, d in self._early if size <= 2.0 * units and units <= 2.0 * size]
+        return min(times, default=None)
 
     def _step_after(self, last: float) -> float:
         return last + max(self.min_gap, self.growth * last)
@@ -328,12 +341,6 @@ class PollPlanner:
             return _fit(both, self.size_spread)
         if measured or self._loose:
             return _fit(measured or self._loose, self.size_spread)
-        if self._early:
-            # Nothing measured, only first polls that found jobs done (held back by the
-            # limiter or a slow answer): a job like the quickest of them is worth a look by
-            # then, rather than waiting out ``patience``. The shortest, not the median, as
-            # every later hold-back would otherwise push the estimate out.
-            return min(duration for _, duration in self._early), 0.0
         return None
 
     def _follow(self, ratio: float) -> None:
