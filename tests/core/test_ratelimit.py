@@ -102,6 +102,6 @@ def test_a_client_asks_its_own_limiter_before_every_request(harness: Harness) ->
     harness.service.submits.append(submitted())
     harness.service.polls.extend([processing(), complete(page(1, "hello"))])
 
-    harness.call("ocr", b"%PDF-1.4 tiny", filename="a.pdf")
+    harness.call("ocr", b"%PDF-1.4 tiny\n%%EOF\n", filename="a.pdf")
 
     assert limiter.reserved == len(harness.service.requests) == 3
