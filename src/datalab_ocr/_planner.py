@@ -298,7 +298,6 @@ class PollPlanner:
                 self._track(job, elapsed)
             elif job.polls == 0:
                 self._hit_early(job, elapsed)
-                self._model = self._refit()
 
     def _learn_duration(self, job: JobClock, elapsed: float) -> float | None:
         """Fold the job into the model; return duration / model when it was measured closely."""
