@@ -30,10 +30,14 @@ polls back off by doubling up to the estimate. One slow job, or jobs of another 
 push a job's first poll out by minutes.
 
 Until anything is known, one job at a time (the probe) polls in small steps to measure
-(while requests are free, every job does); under a rate limiter the others wait, checking on
-their own only sparingly (after ``patience`` seconds, then as their
-elapsed time doubles), and re-plan as soon as the probe reports. With ``adaptive=False`` the
-fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
+(while requests are free, every job does, every ``min_gap``; under a rate limiter the probe
+alone, from ``policy.initial_delay`` by a quarter of its elapsed time, so a 5 s job costs 8
+polls rather than 10). Under a limiter the others wait, checking on their own only sparingly
+(after ``patience`` seconds, then as their elapsed time doubles), and re-plan as soon as the
+probe reports: a close measurement starts the estimate at the end of its interval (where
+the probe was seen done), and a job found done at a first poll the limiter held back tells
+the jobs like it to look by then, so no one waits out ``patience`` for nothing. With
+``adaptive=False`` the fixed :class:`~datalab_ocr.PollPolicy` schedule is used throughout.
 """
 
 from __future__ import annotations
@@ -166,15 +170,28 @@ class PollPlanner:
             self._claim_probe(job)
         plan = self._plan(job.units, scarce, throttled)
         if plan is None:
-            if job.probe or not scarce:
-                # The probe measures in small steps; while requests are free every job does,
-                # rather than sit out ``patience`` while a long probe runs.
+            if not scarce:
+                # While requests are free every job measures in small steps, rather than sit
+                # out ``patience`` while a long probe runs.
                 return self.min_gap if last is None else self._step_after(last)
+            if job.probe:
+                # Under a limit the probe's polls are the batch's: it starts at the policy's
+                # first delay and steps by a quarter of the elapsed time, the widest step that
+                # still measures the job closely.
+                if last is None:
+                    return max(self.min_gap, self.policy.initial_delay)
+                return last + max(self.min_gap, _SCARCE_PROBE_STEP * last)
             # Waiting for the probe: a job like it is most likely still running while the
             # probe is, and the probe's result re-plans this job the moment it arrives.
             # Meanwhile check sparingly, in case this job is much shorter than the probe:
             # after ``patience`` seconds, then each time the elapsed time doubles.
-            return max(self.patience, 2.0 * (last or 0.0))
+            wait = max(self.patience, 2.0 * (last or 0.0))
+            done_by = self._done_by(job.units)
+            if done_by is not None and done_by > (last or 0.0):
+                # A job like it was found done at a first poll the limiter held back: worth
+                # a look by then (the quickest such, as every hold-back is later still).
+                wait = min(wait, done_by)
+            return wait
         aim, bound, aimed = plan
         if last is None:
             job.aimed = aimed and bound >= aim
@@ -187,6 +204,13 @@ class PollPlanner:
             # approached by doubling from what is known.
             return aim if bound >= aim else min(aim, max(2.0 * last, last + self.min_gap))
         return self._step_after(last)
+
+    def _done_by(self, units: float) -> float | None:
+        """The earliest that a job within 2x of ``units`` pages was found done at a first
+        poll, without any close measurement (a share of it), or None."""
+        with self._lock:
+            times = [d for size, d in self._early if size <= 2.0 * units and units <= 2.0 * size]
+        return min(times, default=None)
 
     def _step_after(self, last: float) -> float:
         return last + max(self.min_gap, self.growth * last)
@@ -260,9 +284,16 @@ class PollPlanner:
             if elapsed is None:
                 return
             self._seen.append(job.units)
+            first_measure = not self._measured
             exact = self._learn_duration(job, elapsed)
             if exact is not None:
                 self._follow(exact)
+                if first_measure and self._multiplier < elapsed / (exact * self._base_or(job)):
+                    # The first close measurement gives the middle of [last seen running,
+                    # seen done]: jobs like it are surely done only at the end of that
+                    # interval, and under a limit a first poll that misses costs a request.
+                    # Start the multiplier there; hits and misses move it from then on.
+                    self._multiplier = min(4.0, elapsed / (exact * self._base_or(job)))
             elif job.aimed:
                 self._track(job, elapsed)
             elif job.polls == 0:
@@ -289,6 +320,10 @@ class PollPlanner:
         if base is None or base <= 0:
             return None
         return duration / base
+
+    def _base_or(self, job: JobClock) -> float:
+        base = self._base(job.units)
+        return 1.0 if base is None or base <= 0 else base
 
     def _hit_early(self, job: JobClock, elapsed: float) -> None:
         """A first poll at the low end found the job done: it ended somewhere before, so the
@@ -345,6 +380,7 @@ class PollPlanner:
 
 
 _EARLY_SHARE = 0.9
+_SCARCE_PROBE_STEP = 0.25
 
 
 def _median(values: list[float]) -> float:

@@ -267,3 +267,47 @@ def test_a_job_that_waited_for_the_probe_polls_at_its_estimate_not_at_once() -> 
     at = planner.next_poll(waiting, RNG, scarce=True, elapsed=4.8)
 
     assert at == pytest.approx(5.0, rel=0.05)
+
+
+def test_under_a_rate_limit_the_probe_measures_a_5_s_job_in_at_most_8_polls() -> None:
+    planner = PollPlanner(PollPolicy())
+
+    polls = run_job(planner, 5.0, throttled=True)
+
+    assert len(polls) <= 8
+    assert planner.expected(1) is not None
+
+
+def test_the_first_estimate_is_where_the_probe_was_seen_done_not_the_middle() -> None:
+    planner = PollPlanner(PollPolicy())
+    probe_polls = run_job(planner, 5.0, throttled=True)
+
+    estimate = planner.expected(1)
+
+    # The probe ended between its last two polls; a job like it is surely done only at the
+    # end of that interval, so a first poll aimed there does not miss.
+    assert estimate is not None and estimate >= probe_polls[-1] - 1e-9
+
+
+def test_a_probe_poll_held_back_by_the_limiter_still_teaches_the_waiting_jobs() -> None:
+    planner = PollPlanner(PollPolicy())
+    probe = planner.begin(1)
+    waiting = planner.begin(1)
+    assert planner.next_poll(waiting, RNG, scarce=True) >= planner.patience
+    # The probe's first poll left only at 2.1 s, the limiter holding it, and found it done.
+    planner.finished(probe, 2.1)
+
+    assert planner.next_poll(waiting, RNG, scarce=True, elapsed=2.2) <= 2.5
+
+
+def test_later_polls_held_back_longer_do_not_push_out_the_waiting_jobs_first_look() -> None:
+    planner = PollPlanner(PollPolicy())
+    planner.finished(planner.begin(1), 2.1)  # the probe, its one poll held back to 2.1 s
+    for _ in range(5):
+        # Jobs whose first polls the limiter held back even longer, all found done.
+        job = planner.begin(1)
+        planner.next_poll(job, RNG, scarce=True, throttled=True)
+        planner.finished(job, 4.2)
+    waiting = planner.begin(1)
+
+    assert planner.next_poll(waiting, RNG, scarce=True) <= 2.1
