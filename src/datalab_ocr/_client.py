@@ -258,6 +258,11 @@ class DatalabClient(_BaseClient):
                         # Never follow a redirect: it could carry the key to another origin.
                         outcome = self._http.send(request, follow_redirects=False)
                     except httpx.RequestError as error:
+                        if stop is not None and stop.is_set():
+                            # The batch was abandoned and its connections closed under this
+                            # request: nothing was answered, and there is nothing to retry.
+                            flow.close()
+                            raise _BatchStoppedError from None
                         outcome = error
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

@@ -370,6 +370,7 @@ def _open_client(args: argparse.Namespace) -> DatalabClient:
                 "pip install 'datalab-ocr[server]'"
             ) from error
         raise UsageError(str(error)) from error
+    args.embedded = local  # what becomes of unfinished jobs depends on it (_resume_hint)
     if local:
         # Files go to a different place than the user may expect: always say so.
         reason = "--local" if args.local else f"no {API_KEY_ENV} set"
@@ -413,12 +414,14 @@ def _run_batch(
                 break
     except KeyboardInterrupt:
         # Workers may still be recording a job whose answer was arriving: the generic hint.
-        _interrupted(client, done, len(files))
+        _interrupted(client, done, len(files), embedded=args.embedded)
         return EXIT_INTERRUPTED
     finally:
         items.close()  # stops the workers of an abandoned batch at once
     left = _left_running(client, pending_before) if stopped_early else 0
-    return _report(files, failures, done, stopped_early, client, left, quiet=args.quiet)
+    return _report(
+        files, failures, done, stopped_early, client, left, quiet=args.quiet, embedded=args.embedded
+    )
 
 
 def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: bool) -> None:
@@ -492,10 +495,11 @@ def _report(
     left_running: int | None,
     *,
     quiet: bool,
+    embedded: bool,
 ) -> int:
     total = len(files)
     if stopped_early:
-        hint = _resume_hint(client, left_running)
+        hint = _resume_hint(client, left_running, embedded=embedded)
         _note(
             f"stopped at the first failure (--errors raise): {total - done} of {total} files "
             f"were not finished.{' ' + hint if hint else ''}"
@@ -510,8 +514,9 @@ def _report(
     return EXIT_FAILED
 
 
-def _interrupted(client: DatalabClient, done: int, total: int) -> None:
-    _note(f"interrupted: {done} of {total} files finished. {_resume_hint(client, None)}")
+def _interrupted(client: DatalabClient, done: int, total: int, *, embedded: bool) -> None:
+    hint = _resume_hint(client, None, embedded=embedded)
+    _note(f"interrupted: {done} of {total} files finished. {hint}")
 
 
 def _pending_jobs(client: DatalabClient) -> int:
@@ -526,11 +531,19 @@ def _left_running(client: DatalabClient, pending_before: int) -> int | None:
     return max(0, _pending_jobs(client) - pending_before)
 
 
-def _resume_hint(client: DatalabClient, left_running: int | None) -> str:
+def _resume_hint(client: DatalabClient, left_running: int | None, *, embedded: bool) -> str:
     """What becomes of the jobs left running (``None``: not known); nothing when none was
     submitted."""
     if left_running == 0:
         return ""
+    if embedded:
+        # The embedded server stops with this command, and its unfinished jobs with it.
+        return (
+            "The embedded local server stops with this command, so files it had not finished "
+            "are OCRed again by the next run; finished ones are answered from the result cache."
+            if client.cache is not None
+            else "The embedded local server stops with this command: the next run starts over."
+        )
     if client.cache is None:
         return (
             "The result cache is off, so any job already submitted will not be resumed: the "

@@ -59,3 +59,25 @@ def test_a_page_range_past_the_end_of_the_file_is_not_uploaded(
     assert "page_range '7' selects no page of" in run.err
     assert "which has 3 pages (0-based: 0-2); nothing was uploaded" in run.err
     assert stats(server)["submits"] == 0
+
+
+def test_an_interrupted_local_run_says_its_unfinished_files_are_done_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The embedded server stops with the command, and its jobs with it: promising a resume
+    # there would be false (the next run forgets them and submits again).
+    from datalab_ocr import DatalabClient
+    from datalab_ocr.cli import _interrupted
+
+    monkeypatch.setenv("DATALAB_OCR_CACHE", "on")
+    monkeypatch.setenv("DATALAB_OCR_CACHE_DIR", str(tmp_path / "cache"))
+    with DatalabClient(api_key="k", base_url="http://127.0.0.1:9", cache=True) as client:
+        _interrupted(client, 3, 10, embedded=True)
+        embedded = capsys.readouterr().err
+        _interrupted(client, 3, 10, embedded=False)
+        external = capsys.readouterr().err
+
+    assert "interrupted: 3 of 10 files finished" in embedded
+    assert "OCRed again by the next run" in embedded
+    assert "will be resumed" not in embedded
+    assert "will be resumed" in external

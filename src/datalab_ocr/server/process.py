@@ -175,12 +175,21 @@ class ServerProcess:
             logger.warning("the local OCR server did not stop within %g s; killing it", timeout)
             process.kill()
             process.wait()
+        except KeyboardInterrupt:
+            # A second Ctrl-C while it stops: the user wants out now. Kill it (its workers
+            # follow it) and go on with the interrupt.
+            process.kill()
+            process.wait()
+            raise
         if self._log_thread is not None:
             self._log_thread.join(2.0)  # its last records; workers may hold stderr a moment
         return process.returncode
 
     def _stop_at_exit(self) -> None:
-        self.stop()
+        # At exit a Ctrl-C has nowhere useful to go: the server is killed (in stop) and the
+        # interpreter ends quietly instead of printing a traceback from an atexit hook.
+        with contextlib.suppress(KeyboardInterrupt):
+            self.stop()
 
     def _kill(self, grace: float) -> int | None:
         """Stop a server that failed to start; its exit code once its last words are read."""
