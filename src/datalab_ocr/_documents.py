@@ -332,15 +332,23 @@ def _prepare(
 
 
 def _failed(
-    item: BatchItem, source: SourceFile, errors: ErrorPolicy, failures: list[BatchItem] | None
+    item: BatchItem,
+    source: SourceFile,
+    errors: ErrorPolicy,
+    failures: list[BatchItem] | None,
+    *,
+    reported: bool = False,
 ) -> None:
+    """Apply the load's error policy to a failed file. ``reported``: the batch has already
+    logged the failure under the same name, so it is not logged twice."""
     error = item.error
     assert error is not None
     # Name the file as the caller knows it (a blob source, a path on a remote filesystem).
     error.filename = source.source
     if errors == "raise":
         raise error
-    logger.warning("skipped %s: %s", source.source, error)
+    if not reported or item.source != source.source:
+        logger.warning("failed: %s: %s", source.source, error)
     if errors == "collect" and failures is not None:
         failures.append(BatchItem(item.index, source.source, error=error))
 
@@ -358,7 +366,9 @@ def _records(
             return build_records(item.result, source, upload.sha256(), options)
         except JobError as error:
             item = BatchItem(item.index, item.source, error=error)
-    _failed(item, source, errors, failures)
+            _failed(item, source, errors, failures)
+            return None
+    _failed(item, source, errors, failures, reported=True)
     return None
 
 

@@ -95,3 +95,20 @@ async def test_async_loading_collects_failures_too(
 def test_an_unknown_policy_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="errors must be"):
         DatalabOCRLoader("x.pdf", errors="ignore", local=False, base_url="http://127.0.0.1:1")  # type: ignore[arg-type]
+
+
+def test_a_file_that_fails_on_the_service_is_logged_once(
+    client: DatalabClient,
+    files: dict[str, Path],
+    service: FakeDatalab,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service.failing = {"scan.png"}
+    loader = DatalabOCRLoader(list(files.values()), client=client, errors="collect")
+
+    with caplog.at_level(logging.WARNING):
+        loader.load()
+
+    lines = [record.getMessage() for record in caplog.records if "scan.png" in record.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("failed: ")
