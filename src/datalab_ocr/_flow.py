@@ -596,6 +596,13 @@ def _connection_error(
             f"{request.action} failed: the host name {host!r} does not resolve ({detail}); "
             f"check the base URL (base_url or DATALAB_BASE_URL) and the network connection"
         )
+    elif _refused(error):
+        port = httpx.URL(request.url).port
+        where = f"{host}:{port}" if port else host
+        message += (
+            f"; nothing listens at {where}: is the server running, and is the base URL "
+            "(base_url or DATALAB_BASE_URL) right?"
+        )
     result = kind(
         message,
         filename=context.filename,
@@ -604,6 +611,16 @@ def _connection_error(
     )
     result.__cause__ = error
     return result
+
+
+def _refused(error: httpx.RequestError) -> bool:
+    """Whether the connection was refused: the host answered, but nothing listens there."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return isinstance(error, httpx.ConnectError) and "connection refused" in str(error).lower()
 
 
 def _with_context(error: DatalabError, context: _Context) -> DatalabError:

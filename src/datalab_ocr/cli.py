@@ -369,6 +369,14 @@ def _open_client(args: argparse.Namespace) -> DatalabClient:
                 "--local needs the local server, which is an extra: "
                 "pip install 'datalab-ocr[server]'"
             ) from error
+        if str(error).startswith("no API key for "):
+            # The library's message speaks of arguments; the user typed options.
+            where = str(error)[len("no API key for ") :].split(": pass ", 1)[0]
+            raise UsageError(
+                f"no API key for {where}: pass --api-key or set {API_KEY_ENV}; to run without "
+                f"a key, use --local (an embedded local OCR server) or point --base-url / "
+                f"{BASE_URL_ENV} at your own server"
+            ) from error
         raise UsageError(str(error)) from error
     args.embedded = local  # what becomes of unfinished jobs depends on it (_resume_hint)
     if local:

@@ -81,3 +81,19 @@ def test_an_interrupted_local_run_says_its_unfinished_files_are_done_again(
     assert "OCRed again by the next run" in embedded
     assert "will be resumed" not in embedded
     assert "will be resumed" in external
+
+
+def test_no_key_for_the_hosted_api_names_the_options_to_use(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATALAB_API_KEY", raising=False)
+    document = write_pdf(tmp_path / "doc.pdf", 1)
+
+    run = cli("ocr", document, "--base-url", "https://www.datalab.to")
+
+    assert run.code == 2
+    assert "no API key for https://www.datalab.to" in run.err
+    assert "--api-key" in run.err
+    assert "--local" in run.err
+    assert "local=True" not in run.err
+    assert "api_key=" not in run.err
