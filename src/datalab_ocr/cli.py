@@ -441,7 +441,7 @@ def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: b
         pages = len(result.pages)
         cached = "  (from cache)" if item.from_cache else ""
         _say(
-            f"ok      {source}: {pages} page{'s' if pages != 1 else ''}, "
+            f"ok      {source}: {_count(pages, 'page')}, "
             f"{len(result.text)} characters, request {result.request_id}{cached}"
         )
 
@@ -532,23 +532,29 @@ def _report(
     total = len(files)
     if stopped_early:
         hint = _resume_hint(client, left_running, embedded=embedded)
+        left = total - done
         _note(
-            f"stopped at the first failure (--errors raise): {total - done} of {total} files "
-            f"were not finished.{' ' + hint if hint else ''}"
+            f"stopped at the first failure (--errors raise): {left} of {_count(total, 'file')} "
+            f"{'was' if left == 1 else 'were'} not finished.{' ' + hint if hint else ''}"
         )
     if not failures:
         if not quiet:
-            _note(f"{done} file{'s' if done != 1 else ''} OCRed, none failed")
+            _note(f"{_count(done, 'file')} OCRed, none failed")
         return EXIT_OK
-    _note(f"{len(failures)} of {total} files failed:")
+    _note(f"{len(failures)} of {_count(total, 'file')} failed:")
     for item in failures:
         _note(f"  {files[item.index]}: {_reason(item, client, embedded=embedded)}")
     return EXIT_FAILED
 
 
+def _count(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _interrupted(client: DatalabClient, done: int, total: int, *, embedded: bool) -> None:
     hint = _resume_hint(client, None, embedded=embedded)
-    _note(f"interrupted: {done} of {total} files finished. {hint}")
+    _note(f"interrupted: {done} of {_count(total, 'file')} finished. {hint}")
 
 
 def _pending_jobs(client: DatalabClient) -> int:
@@ -587,7 +593,7 @@ def _resume_hint(client: DatalabClient, left_running: int | None, *, embedded: b
             "and will be resumed, not paid for again, when the same command runs again "
             "within the hour."
         )
-    jobs = "1 job" if left_running == 1 else f"{left_running} jobs"
+    jobs = _count(left_running, "job")
     return (
         f"{jobs} already submitted {'is' if left_running == 1 else 'are'} recorded in the "
         f"result cache ({client.cache.path}) and will be resumed, not paid for again, when "

@@ -110,6 +110,7 @@ def test_a_job_past_its_deadline_is_collected_by_running_the_command_again(
         submits = stats(slow)["submits"]
 
     assert late.code == 1
+    assert "1 of 1 file failed:" in late.err
     assert "did not complete within the job deadline of 0.3 s (--job-timeout)" in late.err
     assert "run the same command again within the hour" in late.err
     assert "wait()" not in late.err  # the library's advice, which a CLI user cannot follow
