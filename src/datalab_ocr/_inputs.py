@@ -225,16 +225,20 @@ class Upload:
         return digest.hexdigest(), counter
 
 
-def prepare_upload(file: FileInput, filename: str | None = None) -> Upload:
+def prepare_upload(
+    file: FileInput, filename: str | None = None, *, shown_as: str | None = None
+) -> Upload:
     """Validate ``file`` and describe it as an :class:`Upload`.
 
     Raises :class:`InvalidInputError`, naming the file, when it is missing, a directory,
     unreadable, empty, larger than 200 MB, or not of a type the service takes.
+    ``shown_as`` names a path in messages instead of the path itself (a local copy of a
+    remote file is named after the original).
     """
     if isinstance(file, Upload):
         return file
     if isinstance(file, (str, os.PathLike)):
-        return _from_path(Path(file), filename)
+        return _from_path(Path(file), filename, shown_as)
     if isinstance(file, (bytes, bytearray, memoryview)):
         if not filename:
             raise InvalidInputError(
@@ -250,8 +254,8 @@ def prepare_upload(file: FileInput, filename: str | None = None) -> Upload:
     )
 
 
-def _from_path(path: Path, filename: str | None) -> Upload:
-    shown = _printable(str(path))
+def _from_path(path: Path, filename: str | None, shown_as: str | None = None) -> Upload:
+    shown = _printable(shown_as if shown_as is not None else str(path))
     if not path.exists():
         if path.is_symlink():
             target = _printable(str(os.readlink(path)))

@@ -92,10 +92,31 @@ def test_a_long_pdf_is_cut_into_chunks_of_its_selected_pages() -> None:
 
 def test_an_unreadable_file_raises_naming_it(tmp_path: Path) -> None:
     broken = tmp_path / "broken.pdf"
-    broken.write_bytes(b"%PDF-1.4\nnot a pdf\n")
+    broken.write_bytes(b"%PDF-1.4\nnot a pdf\n%%EOF\n")
     with pytest.raises(JobError) as caught:
         SplitDocuments(LocalSettings())(_files(broken))
     assert caught.value.filename == str(broken)
+
+
+def test_a_truncated_pdf_is_refused_as_the_clients_refuse_it(tmp_path: Path) -> None:
+    whole = (DATA / "saltmarsh-observatory.pdf").read_bytes()
+    cut = tmp_path / "download.pdf"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])  # a broken download PDFium would half read
+    with pytest.raises(InvalidInputError, match="download.pdf is not a whole PDF") as caught:
+        SplitDocuments(LocalSettings())(_files(cut))
+    assert caught.value.filename == str(cut)
+
+
+def test_with_errors_collected_a_truncated_pdf_is_one_failed_chunk(tmp_path: Path) -> None:
+    whole = (DATA / "saltmarsh-observatory.pdf").read_bytes()
+    cut = tmp_path / "download.pdf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    good = DATA / "saltmarsh-observatory.pdf"
+    chunks = SplitDocuments(LocalSettings(errors="collect"))(_files(cut, good)).to_pylist()
+    [failed] = [c for c in chunks if c["error"]]
+    assert failed["source"] == str(cut)
+    assert "not a whole PDF" in failed["error"]
+    assert sum(1 for c in chunks if not c["error"]) == 1
 
 
 def test_error_rows_make_no_documents() -> None:

@@ -28,6 +28,7 @@ import pyarrow as pa
 from datalab_ocr._batch import ErrorPolicy
 from datalab_ocr._documents import LoadOptions
 from datalab_ocr._exceptions import DatalabError, JobError
+from datalab_ocr._inputs import prepare_upload
 from datalab_ocr._models import OCRPage, OCRResult
 from datalab_ocr._options import OCROptions
 
@@ -118,9 +119,12 @@ class SplitDocuments:
         copy = local_copy(path, settings.filesystem, data)
         folder = tempfile.mkdtemp(prefix="datalab-ocr-split-")
         try:
+            name = os.path.basename(path)
+            # The clients' checks before upload, so both modes refuse the same files alike
+            # (a truncated download above all, which PDFium would read in part, silently).
+            prepare_upload(copy.path, name, shown_as=path)
             with open(copy.path, "rb") as stream:
                 head = stream.read(2048)
-            name = os.path.basename(path)
             kind = detect_kind(head, name, None)
             suffix = office_suffix(name, None)
             # prepare_document may rename the file (Office conversion): give it its own copy.
@@ -161,6 +165,8 @@ class SplitDocuments:
                 }
                 for number, group in enumerate(groups)
             ]
+        except DatalabError:
+            raise  # already says what is wrong and names the file (InvalidInputError is one)
         except (DocumentError, ValueError) as error:
             # Raised by the engine for unreadable documents, by detect_kind for unknown types.
             raise JobError(str(error), filename=path) from None
