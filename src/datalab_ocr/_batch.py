@@ -306,13 +306,24 @@ def progress_bar(files: int, enabled: bool, description: str, pages: int = 0) ->
     the pages returned and the failures shown beside it: one 20-page scan left of 25 files
     is most of the work, not 4 % of it. While it is shown, console log lines are written
     above it instead of across it."""
+    if not enabled:
+        # Not even a disabled tqdm: it takes a multiprocessing lock, which a process-pool
+        # worker killed at the end of a pool (SimpleDirectoryReader's num_workers) leaks.
+        yield _NoBar()
+        return
     unit, total = ("page", pages) if pages else ("file", files)
-    with tqdm(total=total, unit=unit, desc=description, disable=not enabled, leave=True) as bar:
-        if not enabled:
-            yield bar
-            return
-        with logging_above_bars():
-            yield bar
+    with tqdm(total=total, unit=unit, desc=description, leave=True) as bar, logging_above_bars():
+        yield bar
+
+
+class _NoBar:
+    """What :func:`note_progress` calls on a bar, doing nothing."""
+
+    def set_postfix(self, **_: Any) -> None:
+        """Ignore the counts."""
+
+    def update(self, _: float = 1) -> None:
+        """Ignore the progress."""
 
 
 def note_progress(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
@@ -23,7 +24,8 @@ from typing import Any, Literal
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
-from ._exceptions import InvalidInputError, JobError
+from ._config import API_KEY_ENV
+from ._exceptions import ConfigurationError, InvalidInputError, JobError
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
@@ -92,9 +94,12 @@ class ClientSettings:
     timeout: float | None = None
     polling: PollPolicy | None = None
     retry: RetryPolicy | None = None
+    key_left_behind: bool = False
+    """Set on a copy made in another process (a pickle), whose original had a key."""
 
     def sync_client(self) -> DatalabClient:
         """A new synchronous client with these settings."""
+        self._check_key()
         return DatalabClient(
             self.api_key,
             self.base_url,
@@ -106,6 +111,7 @@ class ClientSettings:
 
     def async_client(self) -> AsyncDatalabClient:
         """A new async client with these settings."""
+        self._check_key()
         return AsyncDatalabClient(
             self.api_key,
             self.base_url,
@@ -114,6 +120,26 @@ class ClientSettings:
             retry=self.retry,
             polling=self.polling,
         )
+
+    def without_key(self) -> ClientSettings:
+        """These settings for a copy in another process: the key stays behind."""
+        return replace(self, api_key=None, key_left_behind=self.api_key is not None)
+
+    def _check_key(self) -> None:
+        # Without this, the copy would send no key and meet a 401 that blames the key it
+        # was given in the parent process.
+        if (
+            self.key_left_behind
+            and self.api_key is None
+            and not self.local
+            and not os.environ.get(API_KEY_ENV)
+        ):
+            raise ConfigurationError(
+                "this reader or loader is a copy made in another process (pickled, as by "
+                "SimpleDirectoryReader's num_workers or a process pool), and its API key "
+                f"never leaves the process it was given in: set {API_KEY_ENV} in the "
+                "environment, which worker processes inherit, instead of passing api_key="
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +123,7 @@ class DatalabOCRParser(BaseBlobParser):
         # pickled, nor the API key: the copy takes the key from DATALAB_API_KEY, which worker
         # processes inherit, and builds its own clients.
         state = self.__dict__.copy()
-        state["_settings"] = replace(self._settings, api_key=None)
+        state["_settings"] = self._settings.without_key()
         state["_client"] = state["_async_client"] = state["_async_loop"] = None
         state["_owns_client"] = state["_owns_async_client"] = True
         return state

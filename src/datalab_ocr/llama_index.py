@@ -111,6 +111,7 @@ class DatalabOCRReader(BasePydanticReader):
     _owns_client: bool = PrivateAttr(default=True)
     _owns_async_client: bool = PrivateAttr(default=True)
     _failures: list[BatchItem] = PrivateAttr(default_factory=list)
+    _key_left_behind: bool = PrivateAttr(default=False)
 
     def __init__(
         self,
@@ -134,8 +135,22 @@ class DatalabOCRReader(BasePydanticReader):
         # which worker processes inherit.
         state: dict[Any, Any] = BaseModel.__getstate__(self)
         state["__dict__"] = {**state["__dict__"], "api_key": None}
-        state["__pydantic_private__"] = None
+        state["__pydantic_private__"] = {
+            "_client": None,
+            "_async_client": None,
+            "_async_loop": None,
+            "_owns_client": True,
+            "_owns_async_client": True,
+            "_failures": [],
+            "_key_left_behind": self.api_key is not None or self._key_left_behind,
+        }
         return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # LlamaIndex rebuilds a copy through __init__ from its fields, private ones aside.
+        super().__setstate__(state)
+        private = state.get("__pydantic_private__") or {}
+        self._key_left_behind = bool(private.get("_key_left_behind"))
 
     @property
     def failures(self) -> list[BatchItem]:
@@ -242,6 +257,7 @@ class DatalabOCRReader(BasePydanticReader):
             timeout=self.timeout,
             polling=self.polling,
             retry=self.retry,
+            key_left_behind=self._key_left_behind,
         )
 
     def _load_arguments(self) -> dict[str, Any]:

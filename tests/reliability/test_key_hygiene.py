@@ -190,6 +190,38 @@ def test_the_integrations_pickle_without_their_key() -> None:
         assert API_KEY.encode() not in pickle.dumps(holders[name]), name
 
 
+def test_a_copy_whose_key_stayed_behind_says_to_set_it_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the environment variable the copy would send no key, and the 401 would blame
+    # the key its user did pass.
+    from langchain_core.documents.base import Blob
+
+    from datalab_ocr import ConfigurationError
+
+    monkeypatch.delenv("DATALAB_API_KEY", raising=False)
+    document = tmp_path / "report.pdf"
+    document.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n")
+    holders = key_holders()
+    loads: dict[str, Callable[[Any], Any]] = {
+        "DatalabOCRReader": lambda copy: copy.load_data(document),
+        "DatalabOCRLoader": lambda copy: copy.load(),
+        "DatalabOCRParser": lambda copy: copy.parse(Blob.from_path(document)),
+    }
+    for name, load in loads.items():
+        copy = pickle.loads(pickle.dumps(holders[name]))
+        with pytest.raises(ConfigurationError, match="copy made in another process") as caught:
+            load(copy)
+        assert "set DATALAB_API_KEY in the environment" in str(caught.value), name
+
+
+def test_a_copy_takes_its_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATALAB_API_KEY", "worker-key")
+    settings = pickle.loads(pickle.dumps(key_holders()["DatalabOCRParser"]))._settings
+    with settings.sync_client() as client:
+        assert client._connection.api_key == "worker-key"
+
+
 def test_llama_index_serialization_holds_no_key() -> None:
     # to_dict/to_json are covered in tests/integrations/test_llama_index.py; here the nested
     # form that a pipeline's own to_dict embeds.
