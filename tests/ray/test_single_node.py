@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,15 @@ def hosted_run(server: RateLimitedServer, hosted_output: str) -> Run:
         run = _hosted(server, output=hosted_output)
     (run.stage,) = captured
     return run
+
+
+def test_a_second_run_in_the_same_session_finds_the_limiter(
+    server: RateLimitedServer, hosted_run: Run
+) -> None:
+    # As in a notebook: the same call again, with work to do (no output store to skip it).
+    again = _hosted(server)
+    assert _pages(again.rows) == _pages(hosted_run.rows)
+    assert again.requests > 0
 
 
 def _pages(rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -206,3 +216,61 @@ def test_the_key_reaches_the_server_but_no_row_report_or_task_argument(
     assert stage.pop("runtime_env") == {"env_vars": {"DATALAB_API_KEY": API_KEY}}
     assert API_KEY.encode() not in pickle.dumps(stage)
     assert API_KEY not in repr(stage)
+
+
+# Inputs and the result store on S3: a real S3 protocol server (moto) on loopback.
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    moto_server = pytest.importorskip("moto.server")
+    import pyarrow.fs as pafs
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        filesystem = pafs.S3FileSystem(
+            access_key="test-access",
+            secret_key="test-secret",
+            endpoint_override=f"{host}:{port}",
+            scheme="http",
+            region="us-east-1",
+            allow_bucket_creation=True,
+        )
+        filesystem.create_dir("ingest")
+        for path in HOSTED_FILES:
+            with filesystem.open_output_stream(f"ingest/in/{Path(path).name}") as out:
+                out.write(Path(path).read_bytes())
+        with filesystem.open_output_stream("ingest/in/notes.txt") as out:
+            out.write(b"not a document: directories list supported types only")
+        yield filesystem
+    finally:
+        server.stop()
+
+
+def test_s3_inputs_and_output_give_every_page_and_a_rerun_sends_nothing(
+    server: RateLimitedServer, s3: Any
+) -> None:
+    kwargs = {"filesystem": s3, "output": "ingest/done", "output_filesystem": s3}
+    before = len(server.seen())
+    options = {**FAST, "api_key": API_KEY, "base_url": server.base_url, "concurrency": 1}
+    first = read_ocr("ingest/in", **options, **kwargs).take_all()
+    sent = len(server.seen()) - before
+
+    again = read_ocr("ingest/in", **options, **kwargs).take_all()
+
+    assert _pages(first) == [
+        ("receipt.png", 0),
+        ("saltmarsh-observatory.pdf", 0),
+        ("saltmarsh-observatory.pdf", 1),
+        ("saltmarsh-observatory.pdf", 2),
+    ]
+    assert all(row["source"].startswith("ingest/in/") for row in first)
+    assert sent > 0 and len(server.seen()) - before == sent  # the re-run read the store
+    assert sorted(r["id"] for r in again) == sorted(r["id"] for r in first)
+    import pyarrow.fs as pafs
+
+    stored = s3.get_file_info(pafs.FileSelector("ingest/done", recursive=True))
+    assert len([info for info in stored if info.path.endswith(".parquet")]) == 2
+    assert not [info for info in stored if ".partial-" in info.path]

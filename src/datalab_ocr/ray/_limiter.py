@@ -40,9 +40,11 @@ DEFAULT_LIMITER_NAME = "datalab-ocr-rate-limit"
 _SATURATION_TTL = 0.25
 _CALL_TIMEOUT = 60.0
 
-# The driver keeps a handle on each limiter it made: a named actor without one is collected,
-# and the workers would find no limiter.
-_KEPT: dict[str, Any] = {}
+# The driver keeps every handle it got on each limiter: a named actor whose creating handle
+# is dropped is collected, even while handles found by name live on, and the workers would
+# find no limiter. Replacing the first handle with the one a second run found by name (a
+# notebook calling read_ocr twice) killed the limiter under that run.
+_KEPT: dict[str, list[Any]] = {}
 
 
 class SlotKeeper:
@@ -114,7 +116,7 @@ def cluster_rate_limit(
             f"a rate limiter named {name!r} already runs on this cluster with "
             f"{found[0]} requests per {found[1]:g} s; use the same settings or another name"
         )
-    _KEPT[name] = actor
+    _KEPT.setdefault(name, []).append(actor)
     return actor
 
 
