@@ -117,6 +117,12 @@ def test_pdf_pdfium_cannot_open_is_repaired(tmp_path: Path) -> None:
     assert _texts(_run("broken.pdf", tmp_path)) == ["Repaired and read"]
 
 
+def test_pdf_whose_page_tree_is_lost_is_read_from_its_surviving_pages(tmp_path: Path) -> None:
+    result = _run("lost-page-tree.pdf", tmp_path)
+    assert _texts(result) == ["First page survives", "Second page survives"]
+    assert [page["page"] for page in result.pages] == [1, 2]
+
+
 def test_text_layer_result_names_no_ocr_engine(tmp_path: Path) -> None:
     versions = _run("astral.pdf", tmp_path).versions
     assert "pdfium" in versions

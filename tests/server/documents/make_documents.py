@@ -217,6 +217,39 @@ def broken() -> bytes:
     return document.replace(b"1 0 obj", b"1 0 obk", 1)
 
 
+def _objects_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of the given objects (numbered from 1, the first the catalog) with its xref."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    out.write(trailer % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def lost_page_tree() -> bytes:
+    """Two pages whose page tree was zeroed (a failed copy): only the page objects survive."""
+    pages_tree = b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", pages_tree]
+    for number, text in ((3, "First page survives"), (5, "Second page survives")):
+        content = _text(72, 700, text)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 7 0 R >> >> /Contents %d 0 R >>" % (number + 1)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    document = _objects_pdf(objects)
+    return document.replace(pages_tree, b"\0" * len(pages_tree), 1)
+
+
 DOCUMENTS = {
     "astral.pdf": astral,
     "controls.pdf": controls,
@@ -228,6 +261,7 @@ DOCUMENTS = {
     "rtl-rotated.pdf": rtl_rotated,
     "encrypted.pdf": encrypted,
     "broken.pdf": broken,
+    "lost-page-tree.pdf": lost_page_tree,
     "newsletter.pdf": newsletter,
 }
 
