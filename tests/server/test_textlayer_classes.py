@@ -107,6 +107,15 @@ def test_right_to_left_text_on_a_rotated_page_is_in_logical_order(tmp_path: Path
     assert sorted(texts) == sorted(["سلام 2024 عليكم", "سلام 2024 عليكم", "مرحبا"])
 
 
+def test_text_drawn_twice_a_little_offset_is_read_once(tmp_path: Path) -> None:
+    # A shadowed label (one show per letter, as PDFium interleaves the copies) and a fake bold.
+    assert _texts(_run("shadow.pdf", tmp_path)) == ["Letter by letter", "Bold balloon seen"]
+
+
+def test_utf8_character_codes_pdfium_cannot_map_are_read(tmp_path: Path) -> None:
+    assert _texts(_run("utf8-codes.pdf", tmp_path)) == ["Comma \u3001 and \U000289c0 here"]
+
+
 def test_encrypted_pdf_says_how_to_decrypt(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="encrypted with a password") as caught:
         _run("encrypted.pdf", tmp_path)

@@ -144,16 +144,14 @@ class _Line:
             self.vertical = self.continues_vertically(glyph)
         self.glyphs.append(glyph)
         self.doubtful += glyph.doubtful
-        box = glyph.box
-        if self.box is None:
+        box, own = glyph.box, self.box
+        if own is None:
             self.box = list(box)
-        else:
-            self.box = [
-                min(self.box[0], box[0]),
-                min(self.box[1], box[1]),
-                max(self.box[2], box[2]),
-                max(self.box[3], box[3]),
-            ]
+            return
+        own[0] = min(own[0], box[0])
+        own[1] = min(own[1], box[1])
+        own[2] = max(own[2], box[2])
+        own[3] = max(own[3], box[3])
 
 
 def has_text_layer(textpage: Any) -> bool:
@@ -182,7 +180,7 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     unmapped_fonts = {index: _font_name(raw, textpage, index) for index in unmapped}
     wanted = set(unmapped_fonts.values())
     mapping_fonts: set[bytes] = set()
-    for index in range(int(textpage.count_chars())):
+    for index in range(int(raw.FPDFText_CountChars(textpage))):
         if index in flagged or raw.FPDFText_IsGenerated(textpage, index):
             continue
         if chr(int(raw.FPDFText_GetUnicode(textpage, index))).isspace():
@@ -193,45 +191,116 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     return {index for index, font in unmapped_fonts.items() if font in mapping_fonts}
 
 
+def _utf8(code: int) -> str | None:
+    """The text of a code PDFium could not take as a character: a ToUnicode map written in
+    UTF-8 instead of UTF-16 gives the bytes of the character; None if they are not UTF-8."""
+    try:
+        text = code.to_bytes(4, "big").lstrip(b"\0").decode("utf-8")
+    except (UnicodeDecodeError, OverflowError):
+        return None
+    return text if text and not any(_is_garbage(char) for char in text) else None
+
+
+class _Copies:
+    """Glyphs drawn again over themselves, a little offset (a shadow, a fake bold).
+
+    A copy has the same text as a glyph drawn before it and its centre within half a glyph
+    of that one's, where a glyph's own neighbours stand a whole glyph away. Only the first
+    drawing is read. The characters of one glyph that maps to several (a ligature, an Arabic
+    word) share one box and are no copies of each other. A glyph that simply goes on along
+    its line from the last one kept is no copy either, and is not looked up: only glyphs
+    that step back or away (a copy, a new line, right-to-left or vertical text) are.
+    """
+
+    def __init__(self, cell: float) -> None:
+        self.cell = max(cell, 1e-6)
+        self.cells: dict[tuple[str, int, int], list[tuple[float, ...]]] = {}
+        self.last: tuple[float, ...] | None = None
+        self.kept: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+
+    def seen(self, char: str, box: tuple[float, ...]) -> bool:
+        """Whether ``box`` is a copy of a glyph of the same text; else it is remembered."""
+        if box == self.last:
+            return False
+        self.last = box
+        x, y = (box[0] + box[2]) / (2 * self.cell), (box[1] + box[3]) / (2 * self.cell)
+        kx, ky = int(x), int(y)
+        kept = self.kept
+        goes_on = box[0] >= kept[2] - (kept[2] - kept[0]) / 2 and (
+            kept[1] <= (box[1] + box[3]) / 2 <= kept[3]
+        )
+        if not goes_on and self._near(char, box, x, y, kx, ky):
+            return True
+        self.kept = box
+        self.cells.setdefault((char, kx, ky), []).append(box)
+        return False
+
+    def _near(
+        self, char: str, box: tuple[float, ...], x: float, y: float, kx: int, ky: int
+    ) -> bool:
+        # The four cells nearest the centre hold every centre within half a cell of it.
+        nx = kx + 1 if x - kx >= 0.5 else kx - 1
+        ny = ky + 1 if y - ky >= 0.5 else ky - 1
+        width, height = box[2] - box[0], box[3] - box[1]
+        for key in ((char, kx, ky), (char, nx, ky), (char, kx, ny), (char, nx, ny)):
+            for other in self.cells.get(key, ()):
+                dx = abs(other[0] + other[2] - box[0] - box[2]) / 2
+                dy = abs(other[1] + other[3] - box[1] - box[3]) / 2
+                if dx <= min(width, other[2] - other[0]) / 2 and dy <= (
+                    min(height, other[3] - other[1]) / 2
+                ):
+                    return True
+        return False
+
+
 def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
     """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
 
-    count = int(textpage.count_chars())
-    unmapped = [i for i in range(count) if raw.FPDFText_HasUnicodeMapError(textpage, i)]
-    noise = _unmapped_in_mapped_fonts(raw, textpage, unmapped) if unmapped else set()
+    handle = textpage.raw
+    count = int(raw.FPDFText_CountChars(handle))
+    has_map_error = raw.FPDFText_HasUnicodeMapError
+    unmapped = [i for i in range(count) if has_map_error(handle, i)]
+    noise = _unmapped_in_mapped_fonts(raw, handle, unmapped) if unmapped else set()
+    get_unicode, get_angle = raw.FPDFText_GetUnicode, raw.FPDFText_GetCharAngle
+    box_of = _BoxReader(handle, geometry)
+    copies = _Copies(2 * geometry.scale)
+    turn = math.radians(geometry.rotation)
     glyphs: list[Glyph | None] = []
     visible = garbage = 0
     index = 0
     while index < count:
-        code = int(raw.FPDFText_GetUnicode(textpage, index))
+        code = int(get_unicode(handle, index))
         box_index = index
         index += 1
         if 0xD800 <= code < 0xDC00 and index < count:
-            low = int(raw.FPDFText_GetUnicode(textpage, index))
+            low = int(get_unicode(handle, index))
             if 0xDC00 <= low < 0xE000:
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 index += 1
-        if code == _LINE_END_HYPHEN or bool(raw.FPDFText_IsHyphen(textpage, box_index)):
+        # PDFium marks a line-end hyphen as U+0002, or flags a '-' or soft hyphen as one.
+        if code == _LINE_END_HYPHEN or (code == 0xAD and raw.FPDFText_IsHyphen(handle, box_index)):
             code = ord("-")
-        char = chr(code) if 0 <= code < 0x110000 else "\ufffd"
+        decoded = _utf8(code) if code >= 0x110000 else None
+        char = decoded or (chr(code) if 0 <= code < 0x110000 else "\ufffd")
         if char in _BREAKS:
             glyphs.append(None)
             continue
         if char == "\t" or (char.isspace() and unicodedata.category(char) != "Cc"):
             char = " "
-        bad = box_index in noise or _is_garbage(char)
+        bad = not decoded and (box_index in noise or _is_garbage(char))
+        box = box_of(box_index)
         if char != " ":
+            if not bad and copies.seen(char, box):
+                continue
             visible += 1
             garbage += bad
         if bad:
             # Kept out of the text, counted for the verdict on the layer and the line.
-            glyphs.append(Glyph("", _box(textpage, geometry, box_index), doubtful=1))
+            glyphs.append(Glyph("", box, doubtful=1))
             continue
         # The baseline's angle on the displayed page (counter-clockwise; pixel y runs down).
-        angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
-        angle -= math.radians(geometry.rotation)
-        box = _box(textpage, geometry, box_index)
+        angle = float(get_angle(handle, box_index)) - turn
         if angle == 0.0:
             glyphs.append(Glyph(char, box))
             continue
@@ -241,11 +310,34 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
     return glyphs, visible, garbage
 
 
-def _box(textpage: Any, geometry: PageGeometry, index: int) -> tuple[float, ...]:
-    left, bottom, right, top = textpage.get_charbox(index, loose=True)
-    (ax, ay), (bx, by) = geometry._point(left, bottom), geometry._point(right, top)
-    scale = geometry.scale
-    return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
+class _BoxReader:
+    """Characters' loose boxes (font ascent to descent) in pixels of the displayed page."""
+
+    def __init__(self, handle: Any, geometry: PageGeometry) -> None:
+        from pypdfium2 import raw
+
+        self.handle, self.geometry = handle, geometry
+        self.rect = raw.FS_RECTF()
+        self.get_box = raw.FPDFText_GetLooseCharBox
+
+    def __call__(self, index: int) -> tuple[float, ...]:
+        rect = self.rect
+        if not self.get_box(self.handle, index, rect):
+            return (0.0, 0.0, 0.0, 0.0)
+        geometry, scale = self.geometry, self.geometry.scale
+        if geometry.rotation == 0:
+            # The common case, without the general projection.
+            return (
+                (rect.left - geometry.left) * scale,
+                (geometry.top - rect.top) * scale,
+                (rect.right - geometry.left) * scale,
+                (geometry.top - rect.bottom) * scale,
+            )
+        (ax, ay), (bx, by) = (
+            geometry._point(rect.left, rect.bottom),
+            geometry._point(rect.right, rect.top),
+        )
+        return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
 
 
 def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
@@ -284,8 +376,10 @@ def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | 
         return None
     result: list[TextLine] = []
     for line in _lines(glyphs):
-        ordered = logical_order(line.glyphs)
-        text = " ".join("".join(glyph.text for glyph in ordered).split())
+        text = "".join(glyph.text for glyph in line.glyphs)
+        if not text.isascii():  # no right-to-left letter is ASCII: most lines skip the sort
+            text = "".join(glyph.text for glyph in logical_order(line.glyphs))
+        text = " ".join(text.split())
         if not text or line.box is None:
             continue
         x0, y0, x1, y1 = (round(value, 2) for value in line.box)

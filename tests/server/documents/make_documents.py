@@ -162,6 +162,75 @@ def rtl_rotated() -> bytes:
     return rtl(rotate=180)
 
 
+def utf8_codes() -> bytes:
+    """A font whose character codes are the UTF-8 bytes of the text (a UTF-8 encoding CMap):
+    PDFium cannot map its three- and four-byte codes, even through the ToUnicode map."""
+    chars = {"\u3001": 200, "\U000289c0": 201}  # an ideographic comma, a rare CJK letter
+    codes = {char: char.encode("utf-8").hex().upper() for char in chars}
+    encoding = "\n".join(
+        [
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+            "/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> def",
+            "/CMapName /UTF8Codes def /CMapType 1 def",
+            "3 begincodespacerange <00> <7F> <E00000> <EFFFFF> <F0000000> <F4FFFFFF>",
+            "endcodespacerange 1 begincidrange <00> <7F> 0 endcidrange",
+            f"{len(chars)} begincidchar",
+            *(f"<{codes[char]}> {cid}" for char, cid in chars.items()),
+            "endcidchar endcmap CMapName currentdict /CMap defineresource pop end end",
+        ]
+    ).encode()
+    to_unicode = "\n".join(
+        [
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+            "/CMapName /UTF8Text def /CMapType 2 def",
+            "3 begincodespacerange <00> <7F> <E00000> <EFFFFF> <F0000000> <F4FFFFFF>",
+            "endcodespacerange 1 beginbfrange <00> <7F> <0000> endbfrange",
+            f"{len(chars)} beginbfchar",
+            *(f"<{codes[c]}> <{c.encode('utf-16-be').hex().upper()}>" for c in chars),
+            "endbfchar endcmap CMapName currentdict /CMap defineresource pop end end",
+        ]
+    ).encode()
+    text = "Comma \u3001 and \U000289c0 here"
+    content = b"BT /F1 14 Tf 72 700 Td <%s> Tj ET" % text.encode("utf-8").hex().encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /Helvetica /Encoding 6 0 R "
+        b"/DescendantFonts [7 0 R] /ToUnicode 8 0 R >>",
+        b"<< /Type /CMap /CMapName /UTF8Codes /CIDSystemInfo << /Registry (Adobe) "
+        b"/Ordering (Identity) /Supplement 0 >> /Length %d >>\nstream\n%s\nendstream"
+        % (len(encoding), encoding),
+        b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Helvetica /CIDSystemInfo "
+        b"<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 600 >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(to_unicode), to_unicode),
+    ]
+    return _objects_pdf(objects)
+
+
+def _letters(x: float, y: float, text: str) -> bytes:
+    # One show per letter in a text object set a little askew, as drawing programs write
+    # labels: PDFium's own check for text drawn twice misses copies written this way.
+    widths = {"L": 556, "e": 556, "t": 278, "r": 333, " ": 278, "b": 556, "y": 500, "l": 222}
+    shows = []
+    for index, char in enumerate(text):
+        advance = widths[text[index - 1]] / 1000 if index else 0
+        shows.append(f"{advance} 0 Td ({char}) Tj" if index else f"({char}) Tj")
+    matrix = f"14 -0.12 0.12 14 {x} {y} Tm"
+    return f"BT /F1 1 Tf {matrix} {' '.join(shows)} ET".encode()
+
+
+def shadow() -> bytes:
+    """A label drawn twice, a little offset (a grey shadow under it), and a fake bold (one
+    line drawn three times): each must be read once, its double letters kept."""
+    shadowed = b"0.6 g " + _letters(73, 699, "Letter by letter") + b" 0 g "
+    shadowed += _letters(72, 700, "Letter by letter")
+    fake_bold = b" ".join(_text(72 + dx, 620, "Bold balloon seen") for dx in (0, 0.3, 0.6))
+    return _pdf(shadowed + b"\n" + fake_bold, None)
+
+
 def encrypted() -> bytes:
     """An ordinary page, encrypted with a user password (``secret``)."""
     from pypdf import PdfReader, PdfWriter
@@ -262,6 +331,8 @@ DOCUMENTS = {
     "encrypted.pdf": encrypted,
     "broken.pdf": broken,
     "lost-page-tree.pdf": lost_page_tree,
+    "utf8-codes.pdf": utf8_codes,
+    "shadow.pdf": shadow,
     "newsletter.pdf": newsletter,
 }
 
