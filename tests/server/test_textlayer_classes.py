@@ -108,8 +108,13 @@ def test_right_to_left_text_on_a_rotated_page_is_in_logical_order(tmp_path: Path
 
 
 def test_text_drawn_twice_a_little_offset_is_read_once(tmp_path: Path) -> None:
-    # A shadowed label (one show per letter, as PDFium interleaves the copies) and a fake bold.
-    assert _texts(_run("shadow.pdf", tmp_path)) == ["Letter by letter", "Bold balloon seen"]
+    # A shadowed label (one show per letter, so PDFium interleaves the copies) and a fake bold.
+    texts = _texts(_run("shadow.pdf", tmp_path))
+    assert texts[:2] == ["Letter by letter", "Bold balloon seen"]
+
+
+def test_glyphs_set_close_together_are_no_copies(tmp_path: Path) -> None:
+    assert _texts(_run("shadow.pdf", tmp_path))[2] == "Tight.."
 
 
 def test_utf8_character_codes_pdfium_cannot_map_are_read(tmp_path: Path) -> None:

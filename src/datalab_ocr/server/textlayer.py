@@ -28,6 +28,7 @@ from typing import Any
 
 from datalab_ocr._models import TextLine
 from datalab_ocr.server.bidi import Glyph, logical_order
+from datalab_ocr.server.copies import Copies
 
 __all__ = ["GARBAGE_SHARE", "PageGeometry", "has_text_layer", "text_layer_lines"]
 
@@ -201,58 +202,6 @@ def _utf8(code: int) -> str | None:
     return text if text and not any(_is_garbage(char) for char in text) else None
 
 
-class _Copies:
-    """Glyphs drawn again over themselves, a little offset (a shadow, a fake bold).
-
-    A copy has the same text as a glyph drawn before it and its centre within half a glyph
-    of that one's, where a glyph's own neighbours stand a whole glyph away. Only the first
-    drawing is read. The characters of one glyph that maps to several (a ligature, an Arabic
-    word) share one box and are no copies of each other. A glyph that simply goes on along
-    its line from the last one kept is no copy either, and is not looked up: only glyphs
-    that step back or away (a copy, a new line, right-to-left or vertical text) are.
-    """
-
-    def __init__(self, cell: float) -> None:
-        self.cell = max(cell, 1e-6)
-        self.cells: dict[tuple[str, int, int], list[tuple[float, ...]]] = {}
-        self.last: tuple[float, ...] | None = None
-        self.kept: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
-
-    def seen(self, char: str, box: tuple[float, ...]) -> bool:
-        """Whether ``box`` is a copy of a glyph of the same text; else it is remembered."""
-        if box == self.last:
-            return False
-        self.last = box
-        x, y = (box[0] + box[2]) / (2 * self.cell), (box[1] + box[3]) / (2 * self.cell)
-        kx, ky = int(x), int(y)
-        kept = self.kept
-        goes_on = box[0] >= kept[2] - (kept[2] - kept[0]) / 2 and (
-            kept[1] <= (box[1] + box[3]) / 2 <= kept[3]
-        )
-        if not goes_on and self._near(char, box, x, y, kx, ky):
-            return True
-        self.kept = box
-        self.cells.setdefault((char, kx, ky), []).append(box)
-        return False
-
-    def _near(
-        self, char: str, box: tuple[float, ...], x: float, y: float, kx: int, ky: int
-    ) -> bool:
-        # The four cells nearest the centre hold every centre within half a cell of it.
-        nx = kx + 1 if x - kx >= 0.5 else kx - 1
-        ny = ky + 1 if y - ky >= 0.5 else ky - 1
-        width, height = box[2] - box[0], box[3] - box[1]
-        for key in ((char, kx, ky), (char, nx, ky), (char, kx, ny), (char, nx, ny)):
-            for other in self.cells.get(key, ()):
-                dx = abs(other[0] + other[2] - box[0] - box[2]) / 2
-                dy = abs(other[1] + other[3] - box[1] - box[3]) / 2
-                if dx <= min(width, other[2] - other[0]) / 2 and dy <= (
-                    min(height, other[3] - other[1]) / 2
-                ):
-                    return True
-        return False
-
-
 def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
     """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
@@ -264,7 +213,7 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
     noise = _unmapped_in_mapped_fonts(raw, handle, unmapped) if unmapped else set()
     get_unicode, get_angle = raw.FPDFText_GetUnicode, raw.FPDFText_GetCharAngle
     box_of = _BoxReader(handle, geometry)
-    copies = _Copies(2 * geometry.scale)
+    copies = Copies(handle, 2 * geometry.scale)
     turn = math.radians(geometry.rotation)
     glyphs: list[Glyph | None] = []
     visible = garbage = 0
@@ -291,7 +240,7 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
         bad = not decoded and (box_index in noise or _is_garbage(char))
         box = box_of(box_index)
         if char != " ":
-            if not bad and copies.seen(char, box):
+            if not bad and copies.seen(char, box, box_index):
                 continue
             visible += 1
             garbage += bad
@@ -354,6 +303,16 @@ def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
                 current.glyphs.append(glyph)
             current.doubtful += glyph.doubtful
             continue
+        own = current.box
+        if not broken and own is not None and not current.vertical:
+            # The common case, inline: the glyph's centre in the band of a horizontal line.
+            box = glyph.box
+            if own[1] <= (box[1] + box[3]) / 2 <= own[3]:
+                current.glyphs.append(glyph)
+                current.doubtful += glyph.doubtful
+                own[0], own[2] = min(own[0], box[0]), max(own[2], box[2])
+                own[1], own[3] = min(own[1], box[1]), max(own[3], box[3])
+                continue
         goes_on = current.continues_vertically(glyph) if broken else current.holds(glyph)
         if not goes_on:
             lines.append(current)

@@ -223,12 +223,15 @@ def _letters(x: float, y: float, text: str) -> bytes:
 
 
 def shadow() -> bytes:
-    """A label drawn twice, a little offset (a grey shadow under it), and a fake bold (one
-    line drawn three times): each must be read once, its double letters kept."""
+    """A label drawn twice, a little offset (a grey shadow under it), a fake bold (one line
+    drawn three times), and two periods set very tight: each glyph must be read once, its
+    double letters and both periods kept."""
     shadowed = b"0.6 g " + _letters(73, 699, "Letter by letter") + b" 0 g "
     shadowed += _letters(72, 700, "Letter by letter")
     fake_bold = b" ".join(_text(72 + dx, 620, "Bold balloon seen") for dx in (0, 0.3, 0.6))
-    return _pdf(shadowed + b"\n" + fake_bold, None)
+    # Two periods set so tight that their loose boxes overlap, their ink apart: no copy.
+    periods = b"BT /F1 14 Tf 72 580 Td (Tight) Tj -2.2 Tc (..) Tj ET"
+    return _pdf(b"\n".join([shadowed, fake_bold, periods]), None)
 
 
 def encrypted() -> bytes:
