@@ -137,6 +137,16 @@ def test_pdf_whose_page_tree_is_lost_is_read_from_its_surviving_pages(tmp_path: 
     assert [page["page"] for page in result.pages] == [1, 2]
 
 
+def test_damaged_pdf_read_after_an_encrypted_one_is_not_called_encrypted(tmp_path: Path) -> None:
+    # PDFium keeps its last error ("incorrect password") for the next file that fails to load.
+    with pytest.raises(DocumentError, match="encrypted"):
+        _run("encrypted.pdf", tmp_path)
+    assert _texts(_run("lost-page-tree.pdf", tmp_path)) == [
+        "First page survives",
+        "Second page survives",
+    ]
+
+
 def test_text_layer_result_names_no_ocr_engine(tmp_path: Path) -> None:
     versions = _run("astral.pdf", tmp_path).versions
     assert "pdfium" in versions

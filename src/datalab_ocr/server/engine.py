@@ -19,6 +19,8 @@ more; an encrypted one fails saying how to decrypt it.
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -146,15 +148,29 @@ _ENCRYPTED = (
 )
 
 
+def _declares_encryption(path: str) -> bool:
+    """Whether the file holds an encryption dictionary (``/Encrypt``), as every encrypted
+    PDF's trailer names one."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b"/Encrypt") != -1
+
+
 def _open_pdf(path: str) -> Any:
     import pypdfium2
 
     try:
         return pypdfium2.PdfDocument(path)
     except pypdfium2.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+        if getattr(exc, "err_code", None) != pypdfium2.raw.FPDF_ERR_PASSWORD:
+            raise DocumentError(f"The PDF could not be opened: {exc}") from None
+        # PDFium's last error outlives the document it was about: a damaged file read after
+        # an encrypted one in the same worker fails with the stale "password" error.
+        if _declares_encryption(path):
             raise DocumentError(_ENCRYPTED) from None
-        raise DocumentError(f"The PDF could not be opened: {exc}") from None
+        raise DocumentError("The PDF could not be opened: PDFium cannot read it") from None
 
 
 def _open_or_repair(path: str) -> tuple[Any, str]:
