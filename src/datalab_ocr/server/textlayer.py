@@ -5,6 +5,10 @@ line breaks between them. Here they become clean lines:
 
 - surrogate pairs are joined (emoji, mathematical letters, rarer CJK), PDFium's line-end
   hyphen (U+0002) becomes ``-``, and no other control character reaches the text;
+- codes PDFium could not map and returns raw, beyond Unicode, are read as the UTF-8 bytes
+  they are when a font is encoded in UTF-8;
+- a glyph drawn again a little offset (a shadow, a fake bold) is read once (see
+  :mod:`~datalab_ocr.server.copies`);
 - boxes are turned into the page's displayed orientation (``/Rotate``), so a rotated page
   keeps its text layer and its lines are boxed where a rendering shows them;
 - a line follows its writing direction: horizontal text ends when the next character leaves
@@ -227,7 +231,7 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
             if 0xDC00 <= low < 0xE000:
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 index += 1
-        # PDFium marks a line-end hyphen as U+0002, or flags a '-' or soft hyphen as one.
+        # PDFium writes a line-end hyphen as U+0002; of the rest, only a soft hyphen may be one.
         if code == _LINE_END_HYPHEN or (code == 0xAD and raw.FPDFText_IsHyphen(handle, box_index)):
             code = ord("-")
         decoded = _utf8(code) if code >= 0x110000 else None
