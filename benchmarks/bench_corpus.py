@@ -170,6 +170,7 @@ class FileScore:
     control_pages: int = 0
     region_pages: int = 0
     openable_elsewhere: bool = False
+    built: bool = False
     error: str = ""
     page_scores: list[PageScore] = field(default_factory=list)
 
@@ -193,7 +194,7 @@ def _reason(ours: str, ours_raw: str, reference: str) -> str:
 
 def score_file(path: Path, refs: dict[str, list[str] | None], client: DatalabClient) -> FileScore:
     """Run one file through the client and compare its pages with the extractors'."""
-    score = FileScore(file=path.name, outcome="ok")
+    score = FileScore(file=path.name, outcome="ok", built=path.parent == BUILT)
     score.openable_elsewhere = refs.get("pypdf") is not None or refs.get("pdfminer") is not None
     started = time.perf_counter()
     try:
@@ -400,9 +401,16 @@ def main() -> None:
     failed = [f for f in files if f.outcome != "ok" and f.openable_elsewhere]
     failed_encrypted = [f for f in failed if re.search("encrypt|password", f.error, re.I)]
     control = sum(f.control_pages for f in files)
-    text_pages = sum(f.text_pages for f in files)
-    agreeing = sum(f.agreeing for f in files)
+    # The goal is the public corpus's. The built documents reproduce, each, a case that some
+    # extractors get wrong (PDFium's reversed Arabic, a shadow's doubled letters, UTF-8 codes):
+    # often none of the three reads them right, so they are counted apart; the tests check
+    # their text exactly (tests/server/test_textlayer_classes.py).
+    public = [f for f in files if not f.built]
+    text_pages = sum(f.text_pages for f in public)
+    agreeing = sum(f.agreeing for f in public)
     share = agreeing / text_pages if text_pages else 0.0
+    built_pages = sum(f.text_pages for f in files if f.built)
+    built_agreeing = sum(f.agreeing for f in files if f.built)
     cers = [float(s["cer"]) for s in scans]
     median_cer = statistics.median(cers) if cers else float("nan")
     max_cer = max(cers) if cers else float("nan")
@@ -422,9 +430,14 @@ def main() -> None:
     regions = sum(f.region_pages for f in files)
     print(f"text-layer pages whose images were OCRed too (scored on their layer): {regions}")
     print(
-        f"text-layer pages agreeing with an extractor (token-sort >= {AGREEMENT}): "
-        f"{agreeing}/{text_pages} = {share:.1%}: {verdict(share >= 0.97)}"
+        f"text-layer pages of the public corpus agreeing with an extractor (token-sort >= "
+        f"{AGREEMENT}): {agreeing}/{text_pages} = {share:.1%}: {verdict(share >= 0.97)}"
     )
+    if built_pages:
+        print(
+            f"built documents (text checked by the tests): {built_agreeing}/{built_pages} "
+            "pages agree with an extractor"
+        )
     print(
         f"scans: {len(cers)} pages, median CER {median_cer:.3f}, max {max_cer:.3f}: "
         f"{verdict(median_cer <= 0.03 and max_cer <= 0.15)}"

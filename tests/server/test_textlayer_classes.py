@@ -107,6 +107,20 @@ def test_right_to_left_text_on_a_rotated_page_is_in_logical_order(tmp_path: Path
     assert sorted(texts) == sorted(["سلام 2024 عليكم", "سلام 2024 عليكم", "مرحبا"])
 
 
+def test_text_drawn_twice_a_little_offset_is_read_once(tmp_path: Path) -> None:
+    # A shadowed label (one show per letter, so PDFium interleaves the copies) and a fake bold.
+    texts = _texts(_run("shadow.pdf", tmp_path))
+    assert texts[:2] == ["Letter by letter", "Bold balloon seen"]
+
+
+def test_glyphs_set_close_together_are_no_copies(tmp_path: Path) -> None:
+    assert _texts(_run("shadow.pdf", tmp_path))[2] == "Tight.."
+
+
+def test_utf8_character_codes_pdfium_cannot_map_are_read(tmp_path: Path) -> None:
+    assert _texts(_run("utf8-codes.pdf", tmp_path)) == ["Comma \u3001 and \U000289c0 here"]
+
+
 def test_encrypted_pdf_says_how_to_decrypt(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="encrypted with a password") as caught:
         _run("encrypted.pdf", tmp_path)
@@ -115,6 +129,22 @@ def test_encrypted_pdf_says_how_to_decrypt(tmp_path: Path) -> None:
 
 def test_pdf_pdfium_cannot_open_is_repaired(tmp_path: Path) -> None:
     assert _texts(_run("broken.pdf", tmp_path)) == ["Repaired and read"]
+
+
+def test_pdf_whose_page_tree_is_lost_is_read_from_its_surviving_pages(tmp_path: Path) -> None:
+    result = _run("lost-page-tree.pdf", tmp_path)
+    assert _texts(result) == ["First page survives", "Second page survives"]
+    assert [page["page"] for page in result.pages] == [1, 2]
+
+
+def test_damaged_pdf_read_after_an_encrypted_one_is_not_called_encrypted(tmp_path: Path) -> None:
+    # PDFium keeps its last error ("incorrect password") for the next file that fails to load.
+    with pytest.raises(DocumentError, match="encrypted"):
+        _run("encrypted.pdf", tmp_path)
+    assert _texts(_run("lost-page-tree.pdf", tmp_path)) == [
+        "First page survives",
+        "Second page survives",
+    ]
 
 
 def test_text_layer_result_names_no_ocr_engine(tmp_path: Path) -> None:

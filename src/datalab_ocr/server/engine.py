@@ -12,13 +12,15 @@ with a stamp), merged in reading order; other pages, and pages whose layer is ga
 rendered at ``render_scale`` (2.0 = 144 dpi by default) and OCRed. Every rendering stays within
 ``max_render_pixels`` (a lower scale for huge pages; see :mod:`.layout`). Coordinates are
 pixels of that rendering, in the page's displayed orientation; images keep their own pixel
-size. A PDF PDFium cannot open is rewritten by pypdf and tried once more; an encrypted one
-fails saying how to decrypt it.
+size. A PDF PDFium cannot open is rewritten by pypdf (see :mod:`.repair`) and tried once
+more; an encrypted one fails saying how to decrypt it.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +43,7 @@ from datalab_ocr.server.layout import (
     shift_lines,
 )
 from datalab_ocr.server.office import OfficeConversionError, convert_to_pdf
+from datalab_ocr.server.repair import repaired_copy
 from datalab_ocr.server.textlayer import PageGeometry, has_text_layer, text_layer_lines
 
 __all__ = [
@@ -147,37 +150,29 @@ _ENCRYPTED = (
 )
 
 
+def _declares_encryption(path: str) -> bool:
+    """Whether the file holds an encryption dictionary (``/Encrypt``), as every encrypted
+    PDF's trailer names one."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b"/Encrypt") != -1
+
+
 def _open_pdf(path: str) -> Any:
     import pypdfium2
 
     try:
         return pypdfium2.PdfDocument(path)
     except pypdfium2.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == pypdfium2.raw.FPDF_ERR_PASSWORD:
+        if getattr(exc, "err_code", None) != pypdfium2.raw.FPDF_ERR_PASSWORD:
+            raise DocumentError(f"The PDF could not be opened: {exc}") from None
+        # PDFium's last error outlives the document it was about: a damaged file read after
+        # an encrypted one in the same worker fails with the stale "password" error.
+        if _declares_encryption(path):
             raise DocumentError(_ENCRYPTED) from None
-        raise DocumentError(f"The PDF could not be opened: {exc}") from None
-
-
-def _repaired(path: str) -> str | None:
-    """The PDF at ``path`` rewritten by pypdf next to it, or None if pypdf cannot read it."""
-    try:
-        from pypdf import PdfReader, PdfWriter
-    except ImportError:
-        return None
-    target = f"{path}.repaired.pdf"
-    try:
-        reader = PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            return None
-        writer = PdfWriter()
-        for page in reader.pages:
-            writer.add_page(page)
-        with open(target, "wb") as handle:
-            writer.write(handle)
-    except Exception:  # pypdf raises many kinds on broken files; any of them means no repair
-        logger.debug("pypdf could not rewrite %s", path, exc_info=True)
-        return None
-    return target
+        raise DocumentError("The PDF could not be opened: PDFium cannot read it") from None
 
 
 def _open_or_repair(path: str) -> tuple[Any, str]:
@@ -187,7 +182,7 @@ def _open_or_repair(path: str) -> tuple[Any, str]:
     except DocumentError as exc:
         if str(exc) == _ENCRYPTED:
             raise
-        repaired = _repaired(path)
+        repaired = repaired_copy(path)
         if repaired is None:
             raise
         logger.info("PDFium could not open %s; opened the copy pypdf rewrote", path)

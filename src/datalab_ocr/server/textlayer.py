@@ -5,6 +5,10 @@ line breaks between them. Here they become clean lines:
 
 - surrogate pairs are joined (emoji, mathematical letters, rarer CJK), PDFium's line-end
   hyphen (U+0002) becomes ``-``, and no other control character reaches the text;
+- codes PDFium could not map and returns raw, beyond Unicode, are read as the UTF-8 bytes
+  they are when a font is encoded in UTF-8;
+- a glyph drawn again a little offset (a shadow, a fake bold) is read once (see
+  :mod:`~datalab_ocr.server.copies`);
 - boxes are turned into the page's displayed orientation (``/Rotate``), so a rotated page
   keeps its text layer and its lines are boxed where a rendering shows them;
 - a line follows its writing direction: horizontal text ends when the next character leaves
@@ -28,6 +32,7 @@ from typing import Any
 
 from datalab_ocr._models import TextLine
 from datalab_ocr.server.bidi import Glyph, logical_order
+from datalab_ocr.server.copies import Copies
 
 __all__ = ["GARBAGE_SHARE", "PageGeometry", "has_text_layer", "text_layer_lines"]
 
@@ -144,16 +149,14 @@ class _Line:
             self.vertical = self.continues_vertically(glyph)
         self.glyphs.append(glyph)
         self.doubtful += glyph.doubtful
-        box = glyph.box
-        if self.box is None:
+        box, own = glyph.box, self.box
+        if own is None:
             self.box = list(box)
-        else:
-            self.box = [
-                min(self.box[0], box[0]),
-                min(self.box[1], box[1]),
-                max(self.box[2], box[2]),
-                max(self.box[3], box[3]),
-            ]
+            return
+        own[0] = min(own[0], box[0])
+        own[1] = min(own[1], box[1])
+        own[2] = max(own[2], box[2])
+        own[3] = max(own[3], box[3])
 
 
 def has_text_layer(textpage: Any) -> bool:
@@ -182,7 +185,7 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     unmapped_fonts = {index: _font_name(raw, textpage, index) for index in unmapped}
     wanted = set(unmapped_fonts.values())
     mapping_fonts: set[bytes] = set()
-    for index in range(int(textpage.count_chars())):
+    for index in range(int(raw.FPDFText_CountChars(textpage))):
         if index in flagged or raw.FPDFText_IsGenerated(textpage, index):
             continue
         if chr(int(raw.FPDFText_GetUnicode(textpage, index))).isspace():
@@ -193,45 +196,64 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     return {index for index, font in unmapped_fonts.items() if font in mapping_fonts}
 
 
+def _utf8(code: int) -> str | None:
+    """The text of a code PDFium could not take as a character: a ToUnicode map written in
+    UTF-8 instead of UTF-16 gives the bytes of the character; None if they are not UTF-8."""
+    try:
+        text = code.to_bytes(4, "big").lstrip(b"\0").decode("utf-8")
+    except (UnicodeDecodeError, OverflowError):
+        return None
+    return text if text and not any(_is_garbage(char) for char in text) else None
+
+
 def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
     """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
 
-    count = int(textpage.count_chars())
-    unmapped = [i for i in range(count) if raw.FPDFText_HasUnicodeMapError(textpage, i)]
-    noise = _unmapped_in_mapped_fonts(raw, textpage, unmapped) if unmapped else set()
+    handle = textpage.raw
+    count = int(raw.FPDFText_CountChars(handle))
+    has_map_error = raw.FPDFText_HasUnicodeMapError
+    unmapped = [i for i in range(count) if has_map_error(handle, i)]
+    noise = _unmapped_in_mapped_fonts(raw, handle, unmapped) if unmapped else set()
+    get_unicode, get_angle = raw.FPDFText_GetUnicode, raw.FPDFText_GetCharAngle
+    box_of = _BoxReader(handle, geometry)
+    copies = Copies(handle, 2 * geometry.scale)
+    turn = math.radians(geometry.rotation)
     glyphs: list[Glyph | None] = []
     visible = garbage = 0
     index = 0
     while index < count:
-        code = int(raw.FPDFText_GetUnicode(textpage, index))
+        code = int(get_unicode(handle, index))
         box_index = index
         index += 1
         if 0xD800 <= code < 0xDC00 and index < count:
-            low = int(raw.FPDFText_GetUnicode(textpage, index))
+            low = int(get_unicode(handle, index))
             if 0xDC00 <= low < 0xE000:
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 index += 1
-        if code == _LINE_END_HYPHEN or bool(raw.FPDFText_IsHyphen(textpage, box_index)):
+        # PDFium writes a line-end hyphen as U+0002; of the rest, only a soft hyphen may be one.
+        if code == _LINE_END_HYPHEN or (code == 0xAD and raw.FPDFText_IsHyphen(handle, box_index)):
             code = ord("-")
-        char = chr(code) if 0 <= code < 0x110000 else "\ufffd"
+        decoded = _utf8(code) if code >= 0x110000 else None
+        char = decoded or (chr(code) if 0 <= code < 0x110000 else "\ufffd")
         if char in _BREAKS:
             glyphs.append(None)
             continue
         if char == "\t" or (char.isspace() and unicodedata.category(char) != "Cc"):
             char = " "
-        bad = box_index in noise or _is_garbage(char)
+        bad = not decoded and (box_index in noise or _is_garbage(char))
+        box = box_of(box_index)
         if char != " ":
+            if not bad and copies.seen(char, box, box_index):
+                continue
             visible += 1
             garbage += bad
         if bad:
             # Kept out of the text, counted for the verdict on the layer and the line.
-            glyphs.append(Glyph("", _box(textpage, geometry, box_index), doubtful=1))
+            glyphs.append(Glyph("", box, doubtful=1))
             continue
         # The baseline's angle on the displayed page (counter-clockwise; pixel y runs down).
-        angle = float(raw.FPDFText_GetCharAngle(textpage, box_index))
-        angle -= math.radians(geometry.rotation)
-        box = _box(textpage, geometry, box_index)
+        angle = float(get_angle(handle, box_index)) - turn
         if angle == 0.0:
             glyphs.append(Glyph(char, box))
             continue
@@ -241,11 +263,34 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
     return glyphs, visible, garbage
 
 
-def _box(textpage: Any, geometry: PageGeometry, index: int) -> tuple[float, ...]:
-    left, bottom, right, top = textpage.get_charbox(index, loose=True)
-    (ax, ay), (bx, by) = geometry._point(left, bottom), geometry._point(right, top)
-    scale = geometry.scale
-    return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
+class _BoxReader:
+    """Characters' loose boxes (font ascent to descent) in pixels of the displayed page."""
+
+    def __init__(self, handle: Any, geometry: PageGeometry) -> None:
+        from pypdfium2 import raw
+
+        self.handle, self.geometry = handle, geometry
+        self.rect = raw.FS_RECTF()
+        self.get_box = raw.FPDFText_GetLooseCharBox
+
+    def __call__(self, index: int) -> tuple[float, ...]:
+        rect = self.rect
+        if not self.get_box(self.handle, index, rect):
+            return (0.0, 0.0, 0.0, 0.0)
+        geometry, scale = self.geometry, self.geometry.scale
+        if geometry.rotation == 0:
+            # The common case, without the general projection.
+            return (
+                (rect.left - geometry.left) * scale,
+                (geometry.top - rect.top) * scale,
+                (rect.right - geometry.left) * scale,
+                (geometry.top - rect.bottom) * scale,
+            )
+        (ax, ay), (bx, by) = (
+            geometry._point(rect.left, rect.bottom),
+            geometry._point(rect.right, rect.top),
+        )
+        return (min(ax, bx) * scale, min(ay, by) * scale, max(ax, bx) * scale, max(ay, by) * scale)
 
 
 def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
@@ -262,6 +307,16 @@ def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
                 current.glyphs.append(glyph)
             current.doubtful += glyph.doubtful
             continue
+        own = current.box
+        if not broken and own is not None and not current.vertical:
+            # The common case, inline: the glyph's centre in the band of a horizontal line.
+            box = glyph.box
+            if own[1] <= (box[1] + box[3]) / 2 <= own[3]:
+                current.glyphs.append(glyph)
+                current.doubtful += glyph.doubtful
+                own[0], own[2] = min(own[0], box[0]), max(own[2], box[2])
+                own[1], own[3] = min(own[1], box[1]), max(own[3], box[3])
+                continue
         goes_on = current.continues_vertically(glyph) if broken else current.holds(glyph)
         if not goes_on:
             lines.append(current)
@@ -284,8 +339,10 @@ def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | 
         return None
     result: list[TextLine] = []
     for line in _lines(glyphs):
-        ordered = logical_order(line.glyphs)
-        text = " ".join("".join(glyph.text for glyph in ordered).split())
+        text = "".join(glyph.text for glyph in line.glyphs)
+        if not text.isascii():  # no right-to-left letter is ASCII: most lines skip the sort
+            text = "".join(glyph.text for glyph in logical_order(line.glyphs))
+        text = " ".join(text.split())
         if not text or line.box is None:
             continue
         x0, y0, x1, y1 = (round(value, 2) for value in line.box)

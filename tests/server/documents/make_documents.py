@@ -162,6 +162,78 @@ def rtl_rotated() -> bytes:
     return rtl(rotate=180)
 
 
+def utf8_codes() -> bytes:
+    """A font whose character codes are the UTF-8 bytes of the text (a UTF-8 encoding CMap):
+    PDFium cannot map its three- and four-byte codes, even through the ToUnicode map."""
+    chars = {"\u3001": 200, "\U000289c0": 201}  # an ideographic comma, a rare CJK letter
+    codes = {char: char.encode("utf-8").hex().upper() for char in chars}
+    encoding = "\n".join(
+        [
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+            "/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> def",
+            "/CMapName /UTF8Codes def /CMapType 1 def",
+            "3 begincodespacerange <00> <7F> <E00000> <EFFFFF> <F0000000> <F4FFFFFF>",
+            "endcodespacerange 1 begincidrange <00> <7F> 0 endcidrange",
+            f"{len(chars)} begincidchar",
+            *(f"<{codes[char]}> {cid}" for char, cid in chars.items()),
+            "endcidchar endcmap CMapName currentdict /CMap defineresource pop end end",
+        ]
+    ).encode()
+    to_unicode = "\n".join(
+        [
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
+            "/CMapName /UTF8Text def /CMapType 2 def",
+            "3 begincodespacerange <00> <7F> <E00000> <EFFFFF> <F0000000> <F4FFFFFF>",
+            "endcodespacerange 1 beginbfrange <00> <7F> <0000> endbfrange",
+            f"{len(chars)} beginbfchar",
+            *(f"<{codes[c]}> <{c.encode('utf-16-be').hex().upper()}>" for c in chars),
+            "endbfchar endcmap CMapName currentdict /CMap defineresource pop end end",
+        ]
+    ).encode()
+    text = "Comma \u3001 and \U000289c0 here"
+    content = b"BT /F1 14 Tf 72 700 Td <%s> Tj ET" % text.encode("utf-8").hex().encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /Helvetica /Encoding 6 0 R "
+        b"/DescendantFonts [7 0 R] /ToUnicode 8 0 R >>",
+        b"<< /Type /CMap /CMapName /UTF8Codes /CIDSystemInfo << /Registry (Adobe) "
+        b"/Ordering (Identity) /Supplement 0 >> /Length %d >>\nstream\n%s\nendstream"
+        % (len(encoding), encoding),
+        b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Helvetica /CIDSystemInfo "
+        b"<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 600 >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(to_unicode), to_unicode),
+    ]
+    return _objects_pdf(objects)
+
+
+def _letters(x: float, y: float, text: str) -> bytes:
+    # One show per letter in a text object set a little askew, as drawing programs write
+    # labels: PDFium's own check for text drawn twice misses copies written this way.
+    widths = {"L": 556, "e": 556, "t": 278, "r": 333, " ": 278, "b": 556, "y": 500, "l": 222}
+    shows = []
+    for index, char in enumerate(text):
+        advance = widths[text[index - 1]] / 1000 if index else 0
+        shows.append(f"{advance} 0 Td ({char}) Tj" if index else f"({char}) Tj")
+    matrix = f"14 -0.12 0.12 14 {x} {y} Tm"
+    return f"BT /F1 1 Tf {matrix} {' '.join(shows)} ET".encode()
+
+
+def shadow() -> bytes:
+    """A label drawn twice, a little offset (a grey shadow under it), a fake bold (one line
+    drawn three times), and two periods set very tight: each glyph must be read once, its
+    double letters and both periods kept."""
+    shadowed = b"0.6 g " + _letters(73, 699, "Letter by letter") + b" 0 g "
+    shadowed += _letters(72, 700, "Letter by letter")
+    fake_bold = b" ".join(_text(72 + dx, 620, "Bold balloon seen") for dx in (0, 0.3, 0.6))
+    # Two periods set so tight that their loose boxes overlap, their ink apart: no copy.
+    periods = b"BT /F1 14 Tf 72 580 Td (Tight) Tj -2.2 Tc (..) Tj ET"
+    return _pdf(b"\n".join([shadowed, fake_bold, periods]), None)
+
+
 def encrypted() -> bytes:
     """An ordinary page, encrypted with a user password (``secret``)."""
     from pypdf import PdfReader, PdfWriter
@@ -217,6 +289,39 @@ def broken() -> bytes:
     return document.replace(b"1 0 obj", b"1 0 obk", 1)
 
 
+def _objects_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of the given objects (numbered from 1, the first the catalog) with its xref."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+    out.write(trailer % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def lost_page_tree() -> bytes:
+    """Two pages whose page tree was zeroed (a failed copy): only the page objects survive."""
+    pages_tree = b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", pages_tree]
+    for number, text in ((3, "First page survives"), (5, "Second page survives")):
+        content = _text(72, 700, text)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 7 0 R >> >> /Contents %d 0 R >>" % (number + 1)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    document = _objects_pdf(objects)
+    return document.replace(pages_tree, b"\0" * len(pages_tree), 1)
+
+
 DOCUMENTS = {
     "astral.pdf": astral,
     "controls.pdf": controls,
@@ -228,6 +333,9 @@ DOCUMENTS = {
     "rtl-rotated.pdf": rtl_rotated,
     "encrypted.pdf": encrypted,
     "broken.pdf": broken,
+    "lost-page-tree.pdf": lost_page_tree,
+    "utf8-codes.pdf": utf8_codes,
+    "shadow.pdf": shadow,
     "newsletter.pdf": newsletter,
 }
 
