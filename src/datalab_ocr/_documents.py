@@ -24,6 +24,7 @@ from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._exceptions import InvalidInputError, JobError
+from ._geometry import LINE_MAP_KEY, build_line_map
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
@@ -33,6 +34,7 @@ from ._streams import DocumentStream, RecordStream
 
 __all__ = [
     "GEOMETRY_KEY",
+    "LINE_MAP_KEY",
     "VERSION_PREFIX",
     "ClientSettings",
     "DocumentStream",
@@ -78,6 +80,7 @@ _HIDDEN_KEYS = frozenset(
         "page_width",
         "page_height",
         GEOMETRY_KEY,
+        LINE_MAP_KEY,
     }
 )
 
@@ -235,6 +238,8 @@ def build_records(
             **shared,
             **_page_metadata(page),
         }
+        # Always, whatever the options: the splitters need it to place chunks on the page.
+        metadata[LINE_MAP_KEY] = build_line_map([(index, page)], PAGE_SEPARATOR)
         if options.include_geometry:
             metadata[GEOMETRY_KEY] = _geometry([page], with_page=False)
         if not page.text_lines:
@@ -257,6 +262,11 @@ def _file_record(
     ]
     if confidences:
         metadata["mean_confidence"] = sum(confidences) / len(confidences)
+    pages = [
+        (page.page_index if page.page_index is not None else position, page)
+        for position, page in enumerate(result.pages)
+    ]
+    metadata[LINE_MAP_KEY] = build_line_map(pages, PAGE_SEPARATOR)
     if options.include_geometry:
         metadata[GEOMETRY_KEY] = _geometry(result.pages, with_page=True)
     text = PAGE_SEPARATOR.join(page.text for page in result.pages)
