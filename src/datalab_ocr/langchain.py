@@ -69,8 +69,10 @@ class DatalabOCRParser(BaseBlobParser):
     A blob read from disk is streamed from its path; a blob held in memory needs a ``path``
     (or a ``source`` in its metadata) to name it. The blob's own metadata is kept, and the
     OCR metadata is added: ``source``, ``page``, ``page_label``, ``page_index``,
-    ``total_pages``, ``request_id``, ``mean_confidence``, ``page_width``, ``page_height``
-    and the engine versions (``datalab_version_*``). Each document's ``id`` is derived from
+    ``total_pages``, ``request_id``, ``mean_confidence``, ``page_width``, ``page_height``,
+    the engine versions (``datalab_version_*``) and the line map that
+    :class:`DatalabOCRTextSplitter` places chunks with (``datalab_line_map``; leave it out
+    with ``include_line_map=False``). Each document's ``id`` is derived from
     the content, so re-ingesting a file updates instead of duplicating.
 
     ``client`` and ``async_client`` take clients you built yourself (proxies, tests); the
@@ -94,6 +96,7 @@ class DatalabOCRParser(BaseBlobParser):
         show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
+        include_line_map: bool = True,
         client: DatalabClient | None = None,
         async_client: AsyncDatalabClient | None = None,
     ) -> None:
@@ -115,6 +118,7 @@ class DatalabOCRParser(BaseBlobParser):
             skip_cache=skip_cache,
             mode=mode,
             include_geometry=include_geometry,
+            include_line_map=include_line_map,
         )
         self._concurrency = concurrency
         self._errors: ErrorPolicy = errors
@@ -259,6 +263,7 @@ class DatalabOCRLoader(BaseLoader):
         show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
+        include_line_map: bool = True,
         client: DatalabClient | None = None,
         async_client: AsyncDatalabClient | None = None,
     ) -> None:
@@ -279,6 +284,7 @@ class DatalabOCRLoader(BaseLoader):
             show_progress=show_progress,
             mode=mode,
             include_geometry=include_geometry,
+            include_line_map=include_line_map,
             client=client,
             async_client=async_client,
         )

@@ -116,6 +116,11 @@ class DatalabOCRReader(BasePydanticReader):
     include_geometry: bool = Field(
         default=False, description="Add the lines' boxes and confidences as JSON metadata."
     )
+    include_line_map: bool = Field(
+        default=True,
+        description="Add the compact line map the citation splitters need "
+        "(DatalabOCRNodeParser); False leaves it out.",
+    )
 
     _client: DatalabClient | None = PrivateAttr(default=None)
     _async_client: AsyncDatalabClient | None = PrivateAttr(default=None)
@@ -274,6 +279,7 @@ class DatalabOCRReader(BasePydanticReader):
             skip_cache=self.skip_cache,
             mode=self.mode,
             include_geometry=self.include_geometry,
+            include_line_map=self.include_line_map,
         )
 
     def _sync_client(self) -> DatalabClient:

@@ -216,6 +216,13 @@ def test_every_page_record_carries_its_line_map_whatever_the_options() -> None:
             assert isinstance(record.metadata[LINE_MAP_KEY], str)
 
 
+def test_the_line_map_can_be_left_out() -> None:
+    options = LoadOptions(include_line_map=False)
+    (record,) = build_records(ocr_result(column_page(0, 3)), SOURCE, SHA, options)
+
+    assert LINE_MAP_KEY not in record.metadata
+
+
 def test_bad_sizes_are_refused_when_the_settings_are_made() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         ChunkSettings(chunk_size=0)
