@@ -168,6 +168,15 @@ def test_other_documents_are_split_without_bboxes_and_one_warning(
     assert len(caplog.records) == 1
 
 
+def test_node_parser_counts_tokens_with_a_tokenizer() -> None:
+    parser = DatalabOCRNodeParser(chunk_size=60, chunk_overlap=10, tokenizer=str.split)
+
+    nodes = parser(llama_documents())
+
+    assert all(len(node.get_content().split()) <= 60 for node in nodes)
+    assert max(len(node.get_content()) for node in nodes) > 200
+
+
 def test_node_parser_refuses_an_overlap_as_big_as_the_chunk() -> None:
     with pytest.raises(ValueError, match="chunk_overlap"):
         DatalabOCRNodeParser(chunk_size=100, chunk_overlap=100)
