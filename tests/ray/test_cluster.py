@@ -49,8 +49,10 @@ def test_hosted_mode_shares_one_limit_and_meets_its_floor(
         threads=8,
         progress=progress,
         cache=False,
-        # The server's window plus a margin for loopback jitter between worker and server.
-        rate_limit=RateLimiter(LIMIT, WINDOW, margin=0.1),
+        # The server's window plus a margin for the delay between a slot's grant and its
+        # request's arrival: 0.1 s was exceeded once at a load of 10 on 2 cores (one 429).
+        # The floor check below still holds: 3 windows of 2.25 s are 1.125x the floor.
+        rate_limit=RateLimiter(LIMIT, WINDOW, margin=0.25),
         limiter_name="test-cluster-limit",
         retry=RetryPolicy(initial_delay=0.05, max_delay=0.5),
         # A fixed schedule: this measures the shared limit, not the adaptive planner (which,
