@@ -186,3 +186,15 @@ def test_image_result_names_the_ocr_engine_and_no_pdf_library(tmp_path: Path) ->
     assert "pillow" in versions
     assert "pdfium" not in versions
     assert "pypdfium2" not in versions
+
+
+def test_a_page_sized_by_its_page_tree_keeps_its_size_and_boxes(tmp_path: Path) -> None:
+    page = _run("inherited-a4.pdf", tmp_path).pages[0]
+    assert page["image_bbox"] == [0.0, 0.0, 595 * 2.0, 842 * 2.0]  # A4, not Letter
+    top, foot = page["text_lines"]
+    assert (top["text"], foot["text"]) == ("Top of the page", "Foot of the page")
+    height = 842 * 2.0
+    # Baselines at 790 and 40 points from the bottom: near the top and the foot of A4.
+    assert 0 <= top["bbox"][1] < 0.05 * height
+    assert 0.93 * height < foot["bbox"][3] <= height
+    assert abs(foot["bbox"][3] - (842 - 40) * 2.0) < 12  # the descent below the baseline

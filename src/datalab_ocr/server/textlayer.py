@@ -57,7 +57,10 @@ class PageGeometry:
     @classmethod
     def for_page(cls, page: Any, scale: float) -> PageGeometry:
         """The geometry of a pypdfium2 page rendered at ``scale``."""
-        left, bottom, right, top = page.get_cropbox()
+        # The page's own box, as rendered: a MediaBox or CropBox inherited from the page tree
+        # counts (pypdfium2's get_cropbox reads the page dictionary alone and falls back to
+        # Letter, which shifted every box of an A4 page whose size is set on its parent).
+        left, bottom, right, top = page.get_bbox()
         return cls(left, top, scale, right, bottom, int(page.get_rotation()) % 360)
 
     @property

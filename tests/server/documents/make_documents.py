@@ -29,13 +29,21 @@ def _cmap(mapping: dict[int, str]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def _pdf(content: bytes, cmap: dict[int, str] | None, *, rotate: int = 0) -> bytes:
-    """One Letter page drawing ``content`` with font /F1 (Helvetica, optional ToUnicode)."""
+def _pdf(
+    content: bytes, cmap: dict[int, str] | None, *, rotate: int = 0, inherited_a4: bool = False
+) -> bytes:
+    """One Letter page drawing ``content`` with font /F1 (Helvetica, optional ToUnicode);
+    ``inherited_a4``: an A4 page whose MediaBox is set on the page tree, not on the page."""
+    pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
+    media = b"/MediaBox [0 0 612 792] "
+    if inherited_a4:
+        pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 /MediaBox [0 0 595 842] >>"
+        media = b""
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Rotate %d "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>" % rotate,
+        pages,
+        b"<< /Type /Page /Parent 2 0 R %s/Rotate %d "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>" % (media, rotate),
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
     ]
     font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding"
@@ -104,6 +112,14 @@ def rotated() -> bytes:
         ]
     )
     return _pdf(content, None, rotate=90)
+
+
+def inherited_a4() -> bytes:
+    """An A4 page that takes its size from the page tree (pdfTeX and many others write it
+    so): one line near the top, one near the bottom, whose boxes must land on the A4 page."""
+    text = "Top of the page" + "Foot of the page"
+    content = _text(72, 790, "Top of the page") + b"\n" + _text(72, 40, "Foot of the page")
+    return _pdf(content, _identity(text, {}), inherited_a4=True)
 
 
 def garbage() -> bytes:
@@ -326,6 +342,7 @@ DOCUMENTS = {
     "astral.pdf": astral,
     "controls.pdf": controls,
     "rotated.pdf": rotated,
+    "inherited-a4.pdf": inherited_a4,
     "garbage.pdf": garbage,
     "doubtful.pdf": doubtful,
     "vertical.pdf": vertical,
