@@ -268,11 +268,14 @@ def wait_for_job(
             sent = sent_at - start
             if _is_finished(result, context):
                 finished_at = sent if learned else None
+                checks, pages = timer.polls + 1, len(result.pages)
                 logger.info(
-                    "request %s complete after %d checks: %d pages",
+                    "request %s complete after %d check%s: %d page%s",
                     job.request_id,
-                    timer.polls + 1,
-                    len(result.pages),
+                    checks,
+                    "" if checks == 1 else "s",
+                    pages,
+                    "" if pages == 1 else "s",
                 )
                 return _finish(result, job)
             if server.long_poll is not None and long_poll is None:

@@ -31,7 +31,7 @@ from ._batch import DEFAULT_CONCURRENCY, BatchItem
 from ._cache import ResultCache
 from ._client import DatalabClient
 from ._config import API_KEY_ENV, BASE_URL_ENV
-from ._exceptions import ConfigurationError, InvalidInputError
+from ._exceptions import ConfigurationError, DatalabError, InvalidInputError, JobTimeoutError
 from ._page_range import parse_page_range
 from ._policies import PollPolicy
 
@@ -414,9 +414,9 @@ def _run_batch(
                 continue
             failures.append(item)
             if out is not None and args.errors != "skip":
-                _write_line(out, _error_record(source, item))
+                _write_line(out, _error_record(source, item, client, embedded=args.embedded))
             elif out is None and not args.quiet:
-                _say(f"FAILED  {source}: {_reason(item)}")
+                _say(f"FAILED  {source}: {_reason(item, client, embedded=args.embedded)}")
             if args.errors == "raise":
                 stopped_early = True
                 break
@@ -441,7 +441,7 @@ def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: b
         pages = len(result.pages)
         cached = "  (from cache)" if item.from_cache else ""
         _say(
-            f"ok      {source}: {pages} page{'s' if pages != 1 else ''}, "
+            f"ok      {source}: {_count(pages, 'page')}, "
             f"{len(result.text)} characters, request {result.request_id}{cached}"
         )
 
@@ -468,7 +468,9 @@ def _success_record(source: str, item: BatchItem) -> dict[str, Any]:
     }
 
 
-def _error_record(source: str, item: BatchItem) -> dict[str, Any]:
+def _error_record(
+    source: str, item: BatchItem, client: DatalabClient, *, embedded: bool
+) -> dict[str, Any]:
     """One JSON line for a file that failed."""
     error = item.error
     assert error is not None
@@ -476,17 +478,39 @@ def _error_record(source: str, item: BatchItem) -> dict[str, Any]:
         "source": source,
         "error": {
             "type": type(error).__name__,
-            "message": error.message,
+            "message": _message(error, client, embedded=embedded),
             "request_id": error.request_id,
         },
     }
 
 
-def _reason(item: BatchItem) -> str:
+def _reason(item: BatchItem, client: DatalabClient, *, embedded: bool) -> str:
     error = item.error
     assert error is not None
     request = f" (request {error.request_id})" if error.request_id else ""
-    return f"{type(error).__name__}: {error.message}{request}"
+    return f"{type(error).__name__}: {_message(error, client, embedded=embedded)}{request}"
+
+
+def _message(error: DatalabError, client: DatalabClient, *, embedded: bool) -> str:
+    if isinstance(error, JobTimeoutError):
+        # The library's message speaks of wait(); the user can only run the command again.
+        return _timeout_message(client, embedded=embedded)
+    return error.message
+
+
+def _timeout_message(client: DatalabClient, *, embedded: bool) -> str:
+    limit = client.polling.timeout
+    within = f"within the job deadline of {limit:g} s (--job-timeout)" if limit else "in time"
+    if embedded:
+        then = "the embedded local server stops with this command, so the next run OCRs it again"
+    elif client.cache is None:
+        then = "it may still finish, but the result cache is off, so the next run submits it again"
+    else:
+        then = (
+            "it may still finish: run the same command again within the hour to collect it "
+            "from the result cache without paying again (a longer --job-timeout waits for it)"
+        )
+    return f"the job did not complete {within}; {then}"
 
 
 def _write_line(out: IO[str], record: dict[str, Any]) -> None:
@@ -508,23 +532,29 @@ def _report(
     total = len(files)
     if stopped_early:
         hint = _resume_hint(client, left_running, embedded=embedded)
+        left = total - done
         _note(
-            f"stopped at the first failure (--errors raise): {total - done} of {total} files "
-            f"were not finished.{' ' + hint if hint else ''}"
+            f"stopped at the first failure (--errors raise): {left} of {_count(total, 'file')} "
+            f"{'was' if left == 1 else 'were'} not finished.{' ' + hint if hint else ''}"
         )
     if not failures:
         if not quiet:
-            _note(f"{done} file{'s' if done != 1 else ''} OCRed, none failed")
+            _note(f"{_count(done, 'file')} OCRed, none failed")
         return EXIT_OK
-    _note(f"{len(failures)} of {total} files failed:")
+    _note(f"{len(failures)} of {_count(total, 'file')} failed:")
     for item in failures:
-        _note(f"  {files[item.index]}: {_reason(item)}")
+        _note(f"  {files[item.index]}: {_reason(item, client, embedded=embedded)}")
     return EXIT_FAILED
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _interrupted(client: DatalabClient, done: int, total: int, *, embedded: bool) -> None:
     hint = _resume_hint(client, None, embedded=embedded)
-    _note(f"interrupted: {done} of {total} files finished. {hint}")
+    _note(f"interrupted: {done} of {_count(total, 'file')} finished. {hint}")
 
 
 def _pending_jobs(client: DatalabClient) -> int:
@@ -563,7 +593,7 @@ def _resume_hint(client: DatalabClient, left_running: int | None, *, embedded: b
             "and will be resumed, not paid for again, when the same command runs again "
             "within the hour."
         )
-    jobs = "1 job" if left_running == 1 else f"{left_running} jobs"
+    jobs = _count(left_running, "job")
     return (
         f"{jobs} already submitted {'is' if left_running == 1 else 'are'} recorded in the "
         f"result cache ({client.cache.path}) and will be resumed, not paid for again, when "

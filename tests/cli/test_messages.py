@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datalab_ocr.server import LocalServer
+from datalab_ocr.server import LocalServer, ServerConfig
 
 from .conftest import CLI, stats, write_pdf
 
@@ -97,3 +97,22 @@ def test_no_key_for_the_hosted_api_names_the_options_to_use(
     assert "--local" in run.err
     assert "local=True" not in run.err
     assert "api_key=" not in run.err
+
+
+def test_a_job_past_its_deadline_is_collected_by_running_the_command_again(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALAB_OCR_CACHE", "on")
+    document = write_pdf(tmp_path / "a.pdf")
+    with LocalServer(ServerConfig(engine="none", latency=1.5)) as slow:
+        late = cli("ocr", document, "--base-url", slow.base_url, "--job-timeout", "0.3")
+        again = cli("ocr", document, "--base-url", slow.base_url)
+        submits = stats(slow)["submits"]
+
+    assert late.code == 1
+    assert "1 of 1 file failed:" in late.err
+    assert "did not complete within the job deadline of 0.3 s (--job-timeout)" in late.err
+    assert "run the same command again within the hour" in late.err
+    assert "wait()" not in late.err  # the library's advice, which a CLI user cannot follow
+    assert again.code == 0
+    assert submits == 1  # the second run collected the first run's job

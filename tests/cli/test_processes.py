@@ -101,7 +101,7 @@ def test_ctrl_c_exits_130_and_the_next_run_resumes_the_submitted_job(
             if process.poll() is None:
                 process.kill()
         assert process.returncode == 130, err
-        assert "interrupted: 0 of 1 files finished" in err
+        assert "interrupted: 0 of 1 file finished" in err
         assert "will be resumed" in err
         assert stats(server)["submits"] == 1
 

@@ -11,7 +11,7 @@ import pytest
 
 from datalab_ocr.cli import build_parser
 from datalab_ocr.server.__main__ import main as server_main
-from datalab_ocr.server.cli import config_from_args
+from datalab_ocr.server.cli import config_from_args, serving_line
 from datalab_ocr.server.config import API_KEY_ENV
 
 from .conftest import CLI
@@ -115,6 +115,26 @@ def test_the_render_budget_and_the_long_poll_reach_the_server_config() -> None:
     )
     config = config_from_args(args)
     assert (config.max_render_pixels, config.long_poll_max) == (4_000_000, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "stated"),
+    [
+        ("5", "at most 5 requests per 60 s"),
+        ("200/60", "at most 200 requests per 60 s"),
+        ("10/1.5", "at most 10 requests per 1.5 s"),
+    ],
+)
+def test_the_start_line_states_the_rate_limit_in_force(value: str, stated: str) -> None:
+    config = config_from_args(build_parser().parse_args(["serve", "--rate-limit", value]))
+    line = serving_line("127.0.0.1", 8000, config)
+    assert line.startswith("serving the Datalab OCR API on http://127.0.0.1:8000 with engine")
+    assert stated in line
+
+
+def test_the_start_line_says_nothing_of_a_limit_when_there_is_none() -> None:
+    config = config_from_args(build_parser().parse_args(["serve"]))
+    assert "requests per" not in serving_line("127.0.0.1", 8000, config)
 
 
 def test_the_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

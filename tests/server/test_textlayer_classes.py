@@ -141,3 +141,18 @@ def test_page_geometry_follows_the_displayed_orientation(
     geometry = PageGeometry(left=0, top=792, scale=1.0, right=612, bottom=0, rotation=rotation)
     # A 20 x 10 box in the page's top-left corner, wherever the rotation shows that corner.
     assert geometry.to_pixels((0, 782, 20, 792)) == expected
+
+
+def test_image_result_names_the_ocr_engine_and_no_pdf_library(tmp_path: Path) -> None:
+    path = tmp_path / "letter.png"
+    shutil.copy(Path(__file__).parent / "data" / "letter-90.png", path)
+    document = prepare_document(
+        str(path), "image", suffix=".png", max_image_pixels=50_000_000, office_timeout=30
+    )
+    versions = process_pages(
+        document, [0], engine="tesseract", render_scale=2.0, max_image_pixels=50_000_000
+    ).versions
+    assert "tesseract" in versions
+    assert "pillow" in versions
+    assert "pdfium" not in versions
+    assert "pypdfium2" not in versions

@@ -27,6 +27,7 @@ __all__ = [
     "config_from_args",
     "parse_rate_limit",
     "run_serve",
+    "serving_line",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,21 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     if requests < 1 or not 0 < window < math.inf:
         raise argparse.ArgumentTypeError("the rate limit needs N >= 1 and SECONDS > 0")
     return requests, window
+
+
+def serving_line(host: str, port: int, config: ServerConfig) -> str:
+    """The line ``serve`` logs once it listens: where, which engine, and the limits in force."""
+    shown = f"[{host}]" if ":" in host else host
+    limit = (
+        f", at most {config.rate_limit_requests} requests per {config.rate_limit_window:g} s"
+        if config.rate_limit_requests
+        else ""
+    )
+    key = "" if config.api_key else " (no API key required)"
+    return (
+        f"serving the Datalab OCR API on http://{shown}:{port} with engine {config.engine} "
+        f"and {config.workers} workers{limit}{key}"
+    )
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -161,8 +177,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         type=parse_rate_limit,
         default=None,
         metavar="N/SECONDS",
-        help="allow N requests (submits and polls) per window, like the hosted API's 200/60 "
-        "(default: no limit)",
+        help="allow N requests (submits and polls) per window of SECONDS, like the hosted "
+        "API's 200/60; N alone means per 60 s (default: no limit)",
     )
     parser.add_argument(
         "--result-ttl",
@@ -293,15 +309,7 @@ def _serve(args: argparse.Namespace, level: int) -> int:
     host, port = sock.getsockname()[:2]
     # Only now: a refused start is one line on stderr, with nothing logged before it.
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    shown = f"[{host}]" if ":" in host else host
-    logger.info(
-        "serving the Datalab OCR API on http://%s:%d with engine %s and %d workers%s",
-        shown,
-        port,
-        config.engine,
-        config.workers,
-        "" if config.api_key else " (no API key required)",
-    )
+    logger.info("%s", serving_line(host, port, config))
     server = AppServer(
         uvicorn.Config(
             create_app(config),

@@ -120,20 +120,22 @@ def engine_versions(name: str) -> dict[str, str]:
     return {}
 
 
-def base_versions() -> dict[str, str]:
-    """The versions of the libraries every result depends on."""
+def base_versions(*, pdf: bool = True) -> dict[str, str]:
+    """The versions of the libraries a result depends on before any OCR: Pillow always, and
+    PDFium (with its binding) when the document was a PDF."""
     found = {}
-    for package in ("pypdfium2", "pillow"):
+    for package in ("pypdfium2", "pillow") if pdf else ("pillow",):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    try:
-        import pypdfium2
+    if pdf:
+        try:
+            import pypdfium2
 
-        found["pdfium"] = str(pypdfium2.PDFIUM_INFO).split("@")[0]
-    except ImportError:
-        pass
+            found["pdfium"] = str(pypdfium2.PDFIUM_INFO).split("@")[0]
+        except ImportError:
+            pass
     return found
 
 
@@ -422,5 +424,8 @@ def process_pages(
         pages = _image_pages(document.path, indices, engine, max_image_pixels, max_render_pixels)
         ocr_ran = True
     # Only the engines that produced these pages: a text-layer page never saw the OCR engine.
-    versions = {**base_versions(), **(engine_versions(engine) if ocr_ran else {})}
+    versions = {
+        **base_versions(pdf=document.kind == PDF),
+        **(engine_versions(engine) if ocr_ran else {}),
+    }
     return PagesResult(pages=pages, versions=versions)

@@ -266,11 +266,13 @@ class JobRunner:
         past = pages_past_end(options, page_count)
         if past:
             logger.warning(
-                "page_range asks for %d pages past the end of a %d-page document (0-based: "
-                "%s); they are dropped",
+                "page_range asks for %d page%s past the end of a %d-page document (0-based: "
+                "%s); %s dropped",
                 len(past),
+                "" if len(past) == 1 else "s",
                 page_count,
                 last,
+                "it is" if len(past) == 1 else "they are",
             )
         return indices
 
