@@ -23,18 +23,23 @@ from typing import Any
 
 from ._extras import require_extra
 
-with require_extra(__name__, "report", "PIL", "Pillow"):
-    from PIL import Image
-with require_extra(__name__, "report", "pypdfium2", "PDFium (pypdfium2)"):
-    import pypdfium2
-
-__all__ = ["PageImage", "PageImageError", "PageSource", "page_images"]
+__all__ = ["PageImage", "PageImageError", "PageSource", "page_images", "require_libraries"]
 
 PageSource = str | os.PathLike[str] | bytes
 """A document to picture: a path, or its bytes."""
 
 _WEBP_QUALITY = 60
 _WEBP_METHOD = 3  # 4 (Pillow's default) is 1.5x slower for 3 % fewer bytes on text pages
+
+
+def require_libraries() -> tuple[Any, Any]:
+    """Pillow's ``Image`` module and ``pypdfium2``; an ImportError naming the ``report`` extra
+    when either is missing. Imported on use, so the CLI can name the extra before any OCR."""
+    with require_extra(__name__, "report", "PIL", "Pillow"):
+        from PIL import Image
+    with require_extra(__name__, "report", "pypdfium2", "PDFium (pypdfium2)"):
+        import pypdfium2
+    return Image, pypdfium2
 
 
 class PageImageError(ValueError):
@@ -59,6 +64,7 @@ def page_images(
     :class:`PageImageError` naming ``name`` for a file that cannot be read or a page it does
     not have (a result that belongs to another file).
     """
+    require_libraries()
     head = _head(source)
     if b"%PDF-" in head[:1024]:
         yield from _pdf_pages(source, page_indices, name, max_side)
@@ -84,6 +90,7 @@ def _looks_like_image(head: bytes) -> bool:
 def _pdf_pages(
     source: PageSource, page_indices: list[int], name: str, max_side: int
 ) -> Iterator[PageImage]:
+    _, pypdfium2 = require_libraries()
     try:
         document = pypdfium2.PdfDocument(source if isinstance(source, bytes) else Path(source))
     except pypdfium2.PdfiumError as error:
@@ -115,17 +122,20 @@ def _pdf_pages(
 
 @contextmanager
 def _open_image(source: PageSource, name: str) -> Iterator[Any]:
+    pil, _ = require_libraries()
     # Pillow's own guard refuses decompression bombs (over 2 x MAX_IMAGE_PIXELS).
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        with pil.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             yield image
-    except (OSError, Image.DecompressionBombError) as error:
+    except (OSError, pil.DecompressionBombError) as error:
         raise PageImageError(f"{name}: not a readable image ({error})") from None
 
 
 def _image_pages(
     source: PageSource, page_indices: list[int], name: str, max_side: int
 ) -> Iterator[PageImage]:
+    pil, _ = require_libraries()
+    lanczos = pil.Resampling.LANCZOS
     with _open_image(source, name) as image:
         frames = getattr(image, "n_frames", 1)
         for index in page_indices:
@@ -136,16 +146,17 @@ def _image_pages(
                 )
             image.seek(index)
             frame = _flatten(image)
-            frame.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            frame.thumbnail((max_side, max_side), lanczos)
             yield _encode(frame)
 
 
 def _flatten(image: Any) -> Any:
+    pil, _ = require_libraries()
     # Transparent pixels mean white paper (as the server reads them), not black.
     if image.mode in ("RGBA", "LA", "P", "PA"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        background = pil.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return pil.alpha_composite(background, rgba).convert("RGB")
     if image.mode == "1":
         return image.convert("L")  # 1-bit scans: grey levels let the thumbnail stay legible
     if image.mode not in ("L", "RGB"):
