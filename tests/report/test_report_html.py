@@ -1,0 +1,133 @@
+"""The report's HTML, read without a browser: escaping, self-containment, citations, errors."""
+
+from __future__ import annotations
+
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from datalab_ocr import OCRPage, OCRResult, TextLine
+from datalab_ocr._geometry import GeometryError, PageSpan, encode_bboxes
+from datalab_ocr.report import PageImageError, ReportDocument, render_report, write_report
+
+from .conftest import LINES
+
+
+def _references(report: str) -> list[str]:
+    """Every src and href of the report's elements."""
+    found: list[str] = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.extend(v or "" for k, v in attrs if k in ("src", "href", "srcset", "action"))
+
+    Collector().feed(report)
+    return found
+
+
+def test_ocr_text_is_escaped_never_markup(pdf_document: Path, pdf_result: OCRResult) -> None:
+    report = render_report([(pdf_result, pdf_document)])
+    assert "&lt;script&gt;window.injected = 1&lt;/script&gt;" in report
+    assert "<script>window.injected" not in report
+    assert "<img src=x" not in report
+    assert "&quot;&gt;&lt;img src=x onerror=&quot;window.injected = 2&quot;&gt;" in report
+
+
+def test_text_that_looks_like_a_placeholder_is_shown_as_is(png_bytes: bytes) -> None:
+    page = OCRPage(
+        page_index=0,
+        image_bbox=[0, 0, 1224, 1584],
+        text_lines=[TextLine(text="__BODY__ __TITLE__", bbox=[10, 10, 100, 30])],
+    )
+    report = render_report([(OCRResult(status="complete", pages=[page]), png_bytes)])
+    assert report.count("__BODY__ __TITLE__") == 1
+    assert report.count("<main>") == 1
+
+
+def test_the_report_loads_nothing_from_elsewhere(pdf_document: Path, pdf_result: OCRResult) -> None:
+    report = render_report([(pdf_result, pdf_document)])
+    references = _references(report)
+    assert references, "the page pictures are embedded"
+    assert all(ref.startswith("data:image/webp;base64,") for ref in references), references
+    assert "@import" not in report
+    assert re.search(r"url\((?!data:)", report) is None
+    assert "<link" not in report
+
+
+def test_every_line_is_listed_and_every_box_drawn(
+    pdf_document: Path, pdf_result: OCRResult
+) -> None:
+    report = render_report([(pdf_result, pdf_document)])
+    assert report.count('<li class="line') == len(LINES) + 1  # the line without a box too
+    assert report.count('<div class="box"') == len(LINES)
+    assert report.count("<img ") == 1  # only the page the result holds is pictured
+
+
+def test_a_result_with_a_page_the_file_lacks_names_the_file(
+    pdf_document: Path, pdf_result: OCRResult
+) -> None:
+    pdf_result.pages[0].page_index = 7
+    with pytest.raises(PageImageError, match=r"tide-table\.pdf has 2 pages.*page index 7"):
+        render_report([(pdf_result, pdf_document)])
+
+
+def test_a_picture_of_another_shape_than_the_service_read_is_flagged(
+    png_bytes: bytes, png_result: OCRResult
+) -> None:
+    png_result.pages[0].image_bbox = [0, 0, 1584, 1224]  # landscape; the picture is portrait
+    report = render_report([(png_result, png_bytes)])
+    assert "has another shape than the page the service read" in report
+
+
+def test_an_office_file_gets_its_boxes_on_a_blank_page(png_result: OCRResult) -> None:
+    docx = b"PK\x03\x04" + b"\x00" * 64  # what a .docx starts with: not a picture
+    report = render_report([ReportDocument(png_result, docx, name="minutes.docx")])
+    assert "no picture: only PDFs and images are rendered" in report
+    assert report.count('<div class="box"') == len(LINES)
+
+
+def test_citation_marks_its_region_and_the_lines_inside(
+    png_bytes: bytes, png_result: OCRResult
+) -> None:
+    # Lines 2 and 3 of the page (y 310..430 of 1584), as a splitter writes them.
+    span = PageSpan(0, 0.1, 300 / 1584, 0.7, 440 / 1584)
+    report = render_report([(png_result, png_bytes)], highlight=encode_bboxes([span]))
+    assert report.count('<div class="cite"') == 1
+    cited = re.findall(r'<li class="line cited"[^>]*>.*?<span class="t"[^>]*>(.*?)</span>', report)
+    assert cited == ["smudged line read poorly", "a middling reading"]
+
+
+def test_highlight_on_several_documents_is_refused(png_bytes: bytes, png_result: OCRResult) -> None:
+    with pytest.raises(ValueError, match="single document"):
+        render_report([(png_result, png_bytes)] * 2, highlight="[]")
+
+
+def test_a_malformed_highlight_says_what_is_wrong(png_bytes: bytes, png_result: OCRResult) -> None:
+    with pytest.raises(GeometryError, match="outside 0..1"):
+        render_report(
+            [(png_result, png_bytes)],
+            highlight='[{"page_index": 0, "x0": 0, "y0": 0, "x1": 120, "y1": 300}]',
+        )
+
+
+def test_write_report_writes_utf8(tmp_path: Path, png_bytes: bytes) -> None:
+    page = OCRPage(
+        page_index=0,
+        image_bbox=[0, 0, 1224, 1584],
+        text_lines=[TextLine(text="مرحبا بالعالم", confidence=0.7, bbox=[10, 10, 300, 40])],
+    )
+    path = write_report(
+        [(OCRResult(status="complete", pages=[page]), png_bytes)], tmp_path / "r.html"
+    )
+    assert "مرحبا بالعالم" in path.read_text(encoding="utf-8")
+
+
+def test_without_pillow_or_pdfium_the_error_names_the_report_extra(
+    monkeypatch: pytest.MonkeyPatch, png_bytes: bytes, png_result: OCRResult
+) -> None:
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)
+    with pytest.raises(ImportError, match=r"pip install 'datalab-ocr\[report\]'"):
+        render_report([(png_result, png_bytes)])
