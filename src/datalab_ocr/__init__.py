@@ -40,6 +40,7 @@ from ._exceptions import (
     RequestValidationError,
     ServerError,
 )
+from ._geometry import GeometryError, PageSpan, decode_bboxes
 from ._inputs import MAX_FILE_BYTES, FileInput
 from ._models import PAGE_SEPARATOR, Glyph, OCRPage, OCRResult, SubmitResponse, TextLine
 from ._options import OCRJob
@@ -71,6 +72,7 @@ __all__ = [
     "DatalabError",
     "ErrorPolicy",
     "FileInput",
+    "GeometryError",
     "Glyph",
     "InvalidInputError",
     "JobError",
@@ -82,6 +84,7 @@ __all__ = [
     "OCRPage",
     "OCRResult",
     "PageRange",
+    "PageSpan",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PollPolicy",
@@ -95,6 +98,7 @@ __all__ = [
     "SystemClock",
     "TextLine",
     "__version__",
+    "decode_bboxes",
     "format_page_range",
     "parse_page_range",
 ]

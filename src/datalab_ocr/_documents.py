@@ -24,6 +24,7 @@ from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
 from ._client import DatalabClient
 from ._exceptions import InvalidInputError, JobError
+from ._geometry import LINE_MAP_KEY, build_line_map
 from ._inputs import FileInput, Upload, prepare_upload
 from ._models import PAGE_SEPARATOR, OCRPage, OCRResult
 from ._options import OCROptions
@@ -33,6 +34,7 @@ from ._streams import DocumentStream, RecordStream
 
 __all__ = [
     "GEOMETRY_KEY",
+    "LINE_MAP_KEY",
     "VERSION_PREFIX",
     "ClientSettings",
     "DocumentStream",
@@ -78,6 +80,7 @@ _HIDDEN_KEYS = frozenset(
         "page_width",
         "page_height",
         GEOMETRY_KEY,
+        LINE_MAP_KEY,
     }
 )
 
@@ -125,6 +128,7 @@ class LoadOptions:
     skip_cache: bool = False
     mode: Mode = "page"
     include_geometry: bool = False
+    include_line_map: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("page", "file"):
@@ -191,9 +195,10 @@ def document_id(content_sha256: str, options: LoadOptions, page_index: int | Non
     A page's text does not depend on which other pages were asked for, so in page mode the
     id ignores ``page_range`` and ``max_pages``: re-ingesting a file with a wider selection
     updates the pages already stored. A whole-file record does change with the selection,
-    so in file mode the id includes it. ``skip_cache`` and ``include_geometry`` never change
-    what is embedded, so they never change the id. The path is not part of the id either:
-    the same content under two names is the same document.
+    so in file mode the id includes it. ``skip_cache``, ``include_geometry`` and
+    ``include_line_map`` never change what is embedded, so they never change the id. The
+    path is not part of the id either: the same content under two names is the same
+    document.
     """
     key: dict[str, Any] = {"sha256": content_sha256, "mode": options.mode}
     if options.mode == "page":
@@ -235,6 +240,9 @@ def build_records(
             **shared,
             **_page_metadata(page),
         }
+        # On by default, whatever else is asked: the splitters need it to place chunks.
+        if options.include_line_map:
+            metadata[LINE_MAP_KEY] = build_line_map([(index, page)], PAGE_SEPARATOR)
         if options.include_geometry:
             metadata[GEOMETRY_KEY] = _geometry([page], with_page=False)
         if not page.text_lines:
@@ -257,6 +265,12 @@ def _file_record(
     ]
     if confidences:
         metadata["mean_confidence"] = sum(confidences) / len(confidences)
+    pages = [
+        (page.page_index if page.page_index is not None else position, page)
+        for position, page in enumerate(result.pages)
+    ]
+    if options.include_line_map:
+        metadata[LINE_MAP_KEY] = build_line_map(pages, PAGE_SEPARATOR)
     if options.include_geometry:
         metadata[GEOMETRY_KEY] = _geometry(result.pages, with_page=True)
     text = PAGE_SEPARATOR.join(page.text for page in result.pages)

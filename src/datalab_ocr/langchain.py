@@ -16,6 +16,7 @@ loaders: ``source``, ``page`` (0-based), ``page_label`` (1-based string), ``tota
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -29,8 +30,14 @@ with require_extra(__name__, "langchain", "langchain_core", "LangChain (langchai
     from langchain_core.documents import Document
     from langchain_core.documents.base import Blob
 
+with require_extra(
+    __name__, "langchain", "langchain_text_splitters", "LangChain (langchain-text-splitters)"
+):
+    from langchain_text_splitters import TextSplitter
+
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
+from ._chunks import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, ChunkSettings, line_map_of, split
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
@@ -44,11 +51,12 @@ from ._documents import (
     iter_records,
 )
 from ._exceptions import InvalidInputError
+from ._geometry import LINE_MAP_KEY
 from ._inputs import SUPPORTED_KINDS
 from ._page_range import PageRange
 from ._policies import PollPolicy, RetryPolicy
 
-__all__ = ["DatalabOCRLoader", "DatalabOCRParser"]
+__all__ = ["DatalabOCRLoader", "DatalabOCRParser", "DatalabOCRTextSplitter"]
 
 PathLike = str | os.PathLike[str]
 
@@ -61,8 +69,10 @@ class DatalabOCRParser(BaseBlobParser):
     A blob read from disk is streamed from its path; a blob held in memory needs a ``path``
     (or a ``source`` in its metadata) to name it. The blob's own metadata is kept, and the
     OCR metadata is added: ``source``, ``page``, ``page_label``, ``page_index``,
-    ``total_pages``, ``request_id``, ``mean_confidence``, ``page_width``, ``page_height``
-    and the engine versions (``datalab_version_*``). Each document's ``id`` is derived from
+    ``total_pages``, ``request_id``, ``mean_confidence``, ``page_width``, ``page_height``,
+    the engine versions (``datalab_version_*``) and the line map that
+    :class:`DatalabOCRTextSplitter` places chunks with (``datalab_line_map``; leave it out
+    with ``include_line_map=False``). Each document's ``id`` is derived from
     the content, so re-ingesting a file updates instead of duplicating.
 
     ``client`` and ``async_client`` take clients you built yourself (proxies, tests); the
@@ -86,6 +96,7 @@ class DatalabOCRParser(BaseBlobParser):
         show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
+        include_line_map: bool = True,
         client: DatalabClient | None = None,
         async_client: AsyncDatalabClient | None = None,
     ) -> None:
@@ -107,6 +118,7 @@ class DatalabOCRParser(BaseBlobParser):
             skip_cache=skip_cache,
             mode=mode,
             include_geometry=include_geometry,
+            include_line_map=include_line_map,
         )
         self._concurrency = concurrency
         self._errors: ErrorPolicy = errors
@@ -251,6 +263,7 @@ class DatalabOCRLoader(BaseLoader):
         show_progress: bool = False,
         mode: Mode = "page",
         include_geometry: bool = False,
+        include_line_map: bool = True,
         client: DatalabClient | None = None,
         async_client: AsyncDatalabClient | None = None,
     ) -> None:
@@ -271,6 +284,7 @@ class DatalabOCRLoader(BaseLoader):
             show_progress=show_progress,
             mode=mode,
             include_geometry=include_geometry,
+            include_line_map=include_line_map,
             client=client,
             async_client=async_client,
         )
@@ -366,3 +380,69 @@ def _to_document(record: PageRecord, source: SourceFile, extra: dict[str, Any]) 
         metadata["page"] = record.page_index
     metadata.update(record.metadata)
     return Document(id=record.id, page_content=record.text, metadata=metadata)
+
+
+class DatalabOCRTextSplitter(TextSplitter):
+    """Splits the loader's documents into chunks by size, each knowing where it stands.
+
+    A LangChain ``TextSplitter``: ``split_documents``, ``transform_documents`` and
+    ``create_documents`` work as usual, and so do ``from_tiktoken_encoder`` and
+    ``from_huggingface_tokenizer`` (sizes in tokens). Chunks are runs of whole OCR lines of
+    at most ``chunk_size`` (measured by ``length_function``: characters by default),
+    neighbours sharing up to ``chunk_overlap``; a line longer than a chunk is cut at spaces
+    and each piece keeps the line's box. Every chunk gets ``bboxes``: a JSON list of
+    ``{"page_index", "x0", "y0", "x1", "y1"}`` in page fractions (0..1, origin top-left of
+    the page as displayed), one entry per page it touches, the union of its lines there
+    (read it with ``datalab_ocr.decode_bboxes``); ``bboxes_complete`` says whether every
+    line had a box; ``line_bboxes`` (with ``include_line_boxes=True``) lists each line's
+    box. The page's line map is not copied into the chunks.
+
+    Documents from other loaders (no line map) are split the same way, without ``bboxes``;
+    a warning says so once per splitter. A chunk's text is exactly a slice of its
+    document's text, at ``metadata["start_index"]`` with ``add_start_index=True``.
+    """
+
+    def __init__(
+        self,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+        length_function: Callable[[str], int] = len,
+        *,
+        add_start_index: bool = False,
+        include_line_boxes: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        # Other TextSplitter arguments (keep_separator, strip_whitespace) do not apply: the
+        # chunks are slices of the text, cut between lines.
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {', '.join(sorted(kwargs))}")
+        super().__init__(
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            length_function=length_function,
+            add_start_index=add_start_index,
+        )
+        self._settings = ChunkSettings(chunk_size, chunk_overlap, length_function)
+        self._include_line_boxes = include_line_boxes
+        self._warned: set[str] = set()
+
+    def split_text(self, text: str) -> list[str]:
+        """Split plain text (no line map, so no boxes) along its lines."""
+        return [chunk.text for chunk in split(text, None, self._settings)]
+
+    def create_documents(
+        self, texts: list[str], metadatas: list[dict[Any, Any]] | None = None
+    ) -> list[Document]:
+        """Split each text, with its metadata, into chunk documents with ``bboxes``."""
+        documents = []
+        for position, text in enumerate(texts):
+            metadata = dict(metadatas[position]) if metadatas else {}
+            line_map = line_map_of(text, metadata, self._warned)
+            metadata.pop(LINE_MAP_KEY, None)
+            for chunk in split(text, line_map, self._settings):
+                chunk_metadata = copy.deepcopy(metadata)
+                chunk_metadata.update(chunk.metadata(self._include_line_boxes))
+                if self._add_start_index:
+                    chunk_metadata["start_index"] = chunk.start
+                documents.append(Document(page_content=chunk.text, metadata=chunk_metadata))
+        return documents

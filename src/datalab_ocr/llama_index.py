@@ -25,11 +25,22 @@ from ._extras import require_extra
 
 with require_extra(__name__, "llama-index", "llama_index", "LlamaIndex"):
     from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, SecretStr
+    from llama_index.core.node_parser import NodeParser
+    from llama_index.core.node_parser.node_utils import build_nodes_from_splits
     from llama_index.core.readers.base import BasePydanticReader
-    from llama_index.core.schema import Document
+    from llama_index.core.schema import BaseNode, Document, MetadataMode, TextNode
+    from llama_index.core.utils import get_tqdm_iterable
 
 from ._async_client import AsyncDatalabClient
 from ._batch import DEFAULT_CONCURRENCY, BatchItem, ErrorPolicy
+from ._chunks import (
+    CHUNK_KEYS,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    ChunkSettings,
+    line_map_of,
+    split,
+)
 from ._client import DatalabClient
 from ._documents import (
     ClientSettings,
@@ -43,9 +54,10 @@ from ._documents import (
     hidden_keys,
     iter_records,
 )
+from ._geometry import LINE_MAP_KEY
 from ._policies import PollPolicy, RetryPolicy
 
-__all__ = ["DatalabOCRReader", "DocumentStream"]
+__all__ = ["DatalabOCRNodeParser", "DatalabOCRReader", "DocumentStream"]
 
 FilePath = str | PurePath
 """A file to read: a local path, or a path on the ``fs`` filesystem."""
@@ -103,6 +115,11 @@ class DatalabOCRReader(BasePydanticReader):
     mode: Mode = Field(default="page", description="'page': a document per page; 'file': one.")
     include_geometry: bool = Field(
         default=False, description="Add the lines' boxes and confidences as JSON metadata."
+    )
+    include_line_map: bool = Field(
+        default=True,
+        description="Add the compact line map the citation splitters need "
+        "(DatalabOCRNodeParser); False leaves it out.",
     )
 
     _client: DatalabClient | None = PrivateAttr(default=None)
@@ -262,6 +279,7 @@ class DatalabOCRReader(BasePydanticReader):
             skip_cache=self.skip_cache,
             mode=self.mode,
             include_geometry=self.include_geometry,
+            include_line_map=self.include_line_map,
         )
 
     def _sync_client(self) -> DatalabClient:
@@ -328,3 +346,103 @@ def _to_document(
         excluded_embed_metadata_keys=list(hidden),
         excluded_llm_metadata_keys=list(hidden),
     )
+
+
+class DatalabOCRNodeParser(NodeParser):
+    """Splits the reader's documents into nodes by size, each knowing where it stands.
+
+    Chunks are runs of whole OCR lines of at most ``chunk_size`` characters (or tokens, with
+    ``tokenizer``), neighbours sharing up to ``chunk_overlap``; a line longer than a chunk
+    is cut at spaces and each piece keeps the line's box. Every node gets ``bboxes``: a JSON
+    list of ``{"page_index", "x0", "y0", "x1", "y1"}`` in page fractions (0..1, origin
+    top-left of the page as displayed), one entry per page it touches, the union of its
+    lines there (read it with ``datalab_ocr.decode_bboxes``); ``bboxes_complete`` says
+    whether every line had a box; ``line_bboxes`` (with ``include_line_boxes=True``) lists
+    each line's box. These keys and the page's line map stay out of embeddings and prompts;
+    the line map itself is not copied into the nodes.
+
+    Documents from other readers (no line map) are split the same way, without ``bboxes``;
+    a warning says so once per parser. Use it as any node parser: ``parser(documents)``,
+    ``get_nodes_from_documents``, in an ``IngestionPipeline`` or as a transformation of
+    ``VectorStoreIndex.from_documents``.
+    """
+
+    chunk_size: int = Field(
+        default=DEFAULT_CHUNK_SIZE, gt=0, description="Most characters (or tokens) per node."
+    )
+    chunk_overlap: int = Field(
+        default=DEFAULT_CHUNK_OVERLAP,
+        ge=0,
+        description="Most characters (or tokens) a node shares with the one before it.",
+    )
+    tokenizer: Callable[[str], Sequence[Any]] | None = Field(
+        default=None,
+        exclude=True,
+        description="Measure sizes in tokens: a function from text to its tokens (such as "
+        "tiktoken's encode). None: characters.",
+    )
+    include_line_boxes: bool = Field(
+        default=False, description="Add line_bboxes: each line's box, beside the union."
+    )
+
+    _warned: set[str] = PrivateAttr(default_factory=set)
+    _offsets: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._settings()  # a bad size or overlap fails here, not on the first document
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex uses to identify this component when serializing it."""
+        return "DatalabOCRNodeParser"
+
+    def _settings(self) -> ChunkSettings:
+        tokenizer = self.tokenizer
+        return ChunkSettings(
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            length=len if tokenizer is None else (lambda text: len(tokenizer(text))),
+        )
+
+    def _parse_nodes(
+        self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any
+    ) -> list[BaseNode]:
+        settings = self._settings()
+        parsed: list[BaseNode] = []
+        for node in get_tqdm_iterable(nodes, show_progress, "Parsing nodes"):
+            text = node.get_content(metadata_mode=MetadataMode.NONE)
+            chunks = split(text, line_map_of(text, node.metadata, self._warned), settings)
+            built = build_nodes_from_splits(
+                [chunk.text for chunk in chunks], node, id_func=self.id_func
+            )
+            for chunk, child in zip(chunks, built, strict=True):
+                child.metadata.update(chunk.metadata(self.include_line_boxes))
+                # New lists: the builder hands every node the parent's own list objects.
+                child.excluded_embed_metadata_keys = _hide(child.excluded_embed_metadata_keys)
+                child.excluded_llm_metadata_keys = _hide(child.excluded_llm_metadata_keys)
+                child.start_char_idx, child.end_char_idx = chunk.start, chunk.end
+                self._offsets[child.node_id] = (chunk.start, chunk.end)
+            parsed.extend(built)
+        return parsed
+
+    def _postprocess_parsed_nodes(
+        self, nodes: list[BaseNode], parent_doc_map: dict[str, Document]
+    ) -> list[BaseNode]:
+        nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
+        offsets, self._offsets = self._offsets, {}
+        for node in nodes:
+            # The page's line map came back with the parent's metadata; it describes the
+            # page's text, not the node's, and would only weigh on every stored node.
+            node.metadata.pop(LINE_MAP_KEY, None)
+            # The base class finds each node's text in its parent again, which can land on
+            # an earlier copy of repeated text; the splitter knows where each node came from.
+            if isinstance(node, TextNode) and node.node_id in offsets:
+                node.start_char_idx, node.end_char_idx = offsets[node.node_id]
+        return nodes
+
+
+def _hide(keys: list[str]) -> list[str]:
+    return [key for key in keys if key != LINE_MAP_KEY] + [
+        key for key in CHUNK_KEYS if key not in keys
+    ]

@@ -135,6 +135,6 @@ def test_line_map_offsets_point_at_each_line_in_the_joined_text() -> None:
 
 def test_a_damaged_line_map_is_refused() -> None:
     with pytest.raises(GeometryError):
-        decode_line_map(json.dumps({"v": 1, "crc": 0, "lines": [[0, 5, 2]]}))
+        decode_line_map(json.dumps({"v": 1, "crc": 0, "pages": [[0, 0, [[3, 1, 2]]]]}))
     with pytest.raises(GeometryError, match="version"):
-        decode_line_map(json.dumps({"v": 99, "crc": 0, "lines": []}))
+        decode_line_map(json.dumps({"v": 99, "crc": 0, "pages": []}))
