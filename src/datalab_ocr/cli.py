@@ -748,7 +748,7 @@ def _view(args: argparse.Namespace) -> int:
         failures: list[tuple[str, str]] = []
         documents: list[tuple[OCRResult, Path]] | None
         if args.results:
-            documents = _saved_results(Path(args.results), files)
+            documents = _saved_results(Path(args.results), files, failures)
         else:
             with _open_client(args) as client:
                 documents = _collect(args, client, files, failures)
@@ -814,9 +814,12 @@ def _collect(
     return [(results[i], files[i]) for i in sorted(results)]
 
 
-def _saved_results(path: Path, files: list[Path]) -> list[tuple[OCRResult, Path]]:
+def _saved_results(
+    path: Path, files: list[Path], failures: list[tuple[str, str]]
+) -> list[tuple[OCRResult, Path]]:
     """The results ``path`` holds for ``files``: JSON lines written by ``ocr --full --out``,
-    or one OCRResult as JSON (``result.model_dump_json()``) for a single file."""
+    or one OCRResult as JSON (``result.model_dump_json()``) for a single file. Files it
+    records as failed are appended to ``failures``."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -847,7 +850,11 @@ def _saved_results(path: Path, files: list[Path]) -> list[tuple[OCRResult, Path]
                 "--results to OCR it now"
             )
         if "error" in record:
-            raise UsageError(f"{path} records that {file} failed: {record['error']}")
+            recorded = record["error"] if isinstance(record["error"], dict) else {}
+            reason = f"{recorded.get('type', 'error')}: {recorded.get('message', record['error'])}"
+            failures.append((str(file), reason))
+            _note(f"FAILED  {file}: {reason} (as recorded in {path})")
+            continue
         if "result" not in record:
             raise UsageError(
                 f"{path} was written without --full: it has the text of {file} but not its "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ def render_report(
             )
         items = [ReportDocument(items[0].result, items[0].source, items[0].name, highlight)]
     parts = [_failures(failures)] if failures else []
+    if len(items) > 1:
+        parts.append(_contents(items))
     parts += [_document(number, item, max_side) for number, item in enumerate(items)]
     if title is None:
         title = "OCR report: " + (
@@ -179,6 +182,16 @@ def _failures(failures: Sequence[tuple[str, str]]) -> str:
     )
 
 
+def _contents(items: Sequence[ReportDocument]) -> str:
+    # Many documents: a list of them at the top, linking to each.
+    entries = "".join(
+        f'<li><a href="#d{number}">{_e(item.display_name)}</a> '
+        f'<span class="meta">{_count(len(item.result.pages), "page")}</span></li>'
+        for number, item in enumerate(items)
+    )
+    return f'<nav class="contents"><ol>{entries}</ol></nav>'
+
+
 def _document(number: int, item: ReportDocument, max_side: int) -> str:
     result, name = item.result, item.display_name
     spans = _spans(item.highlight)
@@ -193,7 +206,7 @@ def _document(number: int, item: ReportDocument, max_side: int) -> str:
         for index, page, image in zip(indices, result.pages, images, strict=True)
     ]
     confidence = _mean([p.mean_confidence for p in result.pages])
-    meta = [f"{len(result.pages)} page{'s' if len(result.pages) != 1 else ''}"]
+    meta = [_count(len(result.pages), "page")]
     if confidence is not None:
         meta.append(f"mean confidence {confidence:.2f}")
     if result.request_id:
@@ -219,6 +232,10 @@ def _spans(highlight: Highlight | None) -> list[PageSpan]:
     if all(isinstance(span, PageSpan) for span in spans):
         return spans
     return decode_bboxes(spans)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -266,7 +283,7 @@ def _page(
     ]
     if not page.text_lines:
         notes.append("no text found on this page")
-    stats = [f"{len(page.text_lines)} lines"]
+    stats = [_count(len(page.text_lines), "line")]
     if page.mean_confidence is not None:
         stats.append(f"mean confidence {page.mean_confidence:.2f}")
     return (
@@ -282,8 +299,14 @@ def _differ(a: float, b: float) -> bool:
     return abs(a - b) / max(a, b) > _SHAPE_TOLERANCE
 
 
+def _confidence(line: TextLine) -> float | None:
+    value = line.confidence
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _attrs(number: int, line: TextLine) -> str:
-    confidence = "" if line.confidence is None else f"{line.confidence:.4g}"
+    value = _confidence(line)
+    confidence = "" if value is None else f"{value:.4g}"
     source = {None: "o", True: "t", False: "d"}[line.original_text_good]
     return f'data-l="{number}" data-c="{confidence}" data-s="{source}"'
 
@@ -312,7 +335,8 @@ def _cited(box: PageSpan, cite: PageSpan) -> bool:
 
 
 def _line(number: int, line: TextLine, cited: bool) -> str:
-    shown = "-" if line.confidence is None else f"{line.confidence:.2f}"
+    value = _confidence(line)
+    shown = "-" if value is None else f"{value:.2f}"
     classes = "line cited" if cited else "line"
     return (
         f'<li class="{classes}" {_attrs(number, line)}><span class="c">{shown}</span>'

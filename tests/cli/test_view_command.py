@@ -188,3 +188,19 @@ def test_a_report_in_a_missing_folder_is_refused_before_any_ocr(
     assert run.code == 2
     assert "no folder" in run.err
     assert stats(server)["requests"] == 0
+
+
+def test_a_failure_recorded_in_saved_results_is_listed_in_the_report(
+    cli: CLI, server: LocalServer, tmp_path: Path
+) -> None:
+    good = real_pdf(tmp_path / "good.pdf", 1)
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    saved = tmp_path / "results.jsonl"
+    assert cli("ocr", good, empty, "--full", "--base-url", server.base_url, "-o", saved).code == 1
+    report = tmp_path / "r.html"
+    run = cli("view", good, empty, "--results", saved, "-o", report)
+    assert run.code == 1
+    assert f"FAILED  {empty}: InvalidInputError" in run.err
+    assert "1 file could not be OCRed" in report.read_text(encoding="utf-8")
+    assert pages_in(report) == ["0"]

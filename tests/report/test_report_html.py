@@ -47,11 +47,14 @@ def test_text_that_looks_like_a_placeholder_is_shown_as_is(png_bytes: bytes) -> 
     assert report.count("<main>") == 1
 
 
-def test_the_report_loads_nothing_from_elsewhere(pdf_document: Path, pdf_result: OCRResult) -> None:
-    report = render_report([(pdf_result, pdf_document)])
+def test_the_report_loads_nothing_from_elsewhere(
+    pdf_document: Path, pdf_result: OCRResult, png_bytes: bytes, png_result: OCRResult
+) -> None:
+    report = render_report([(pdf_result, pdf_document), (png_result, png_bytes)])
     references = _references(report)
-    assert references, "the page pictures are embedded"
-    assert all(ref.startswith("data:image/webp;base64,") for ref in references), references
+    pictures = [ref for ref in references if ref.startswith("data:image/webp;base64,")]
+    assert len(pictures) == 2
+    assert sorted(set(references) - set(pictures)) == ["#d0", "#d1"]  # the list of documents
     assert "@import" not in report
     assert re.search(r"url\((?!data:)", report) is None
     assert "<link" not in report
@@ -111,6 +114,17 @@ def test_a_malformed_highlight_says_what_is_wrong(png_bytes: bytes, png_result: 
             [(png_result, png_bytes)],
             highlight='[{"page_index": 0, "x0": 0, "y0": 0, "x1": 120, "y1": 300}]',
         )
+
+
+def test_a_confidence_that_is_not_a_number_counts_as_none(png_bytes: bytes) -> None:
+    page = OCRPage(
+        page_index=0,
+        image_bbox=[0, 0, 1224, 1584],
+        text_lines=[TextLine(text="odd", confidence=float("nan"), bbox=[10, 10, 300, 40])],
+    )
+    report = render_report([(OCRResult(status="complete", pages=[page]), png_bytes)])
+    assert report.count('data-c=""') == 2  # its box and its text line
+    assert '<span class="c">-</span>' in report
 
 
 def test_write_report_writes_utf8(tmp_path: Path, png_bytes: bytes) -> None:
