@@ -102,7 +102,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other modules' event loops run
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Debian's headless Chromium driven by Playwright (never a browser Playwright downloads),
     with a fresh profile; skipped only when Chromium is not installed (.ci/run installs it)."""
