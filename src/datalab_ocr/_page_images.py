@@ -65,7 +65,10 @@ def page_images(
     not have (a result that belongs to another file).
     """
     require_libraries()
-    head = _head(source)
+    try:
+        head = _head(source)
+    except OSError as error:
+        raise PageImageError(f"{name}: cannot read it ({error.strerror or error})") from None
     if b"%PDF-" in head[:1024]:
         yield from _pdf_pages(source, page_indices, name, max_side)
     elif _looks_like_image(head):

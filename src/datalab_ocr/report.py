@@ -41,6 +41,7 @@ from ._page_images import PageImage, PageImageError, PageSource, page_images
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "DEFAULT_THRESHOLD",
+    "DocumentLike",
     "Highlight",
     "PageImageError",
     "ReportDocument",
@@ -89,6 +90,8 @@ class ReportDocument:
 
 
 DocumentLike = ReportDocument | tuple[OCRResult, PageSource]
+"""What the report functions take for a document: a ``(result, source)`` pair or a
+:class:`ReportDocument`."""
 
 
 def render_report(

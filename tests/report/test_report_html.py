@@ -77,6 +77,11 @@ def test_a_result_with_a_page_the_file_lacks_names_the_file(
         render_report([(pdf_result, pdf_document)])
 
 
+def test_a_missing_source_file_is_named(tmp_path: Path, png_result: OCRResult) -> None:
+    with pytest.raises(PageImageError, match=r"gone\.png: cannot read it"):
+        render_report([(png_result, tmp_path / "gone.png")])
+
+
 def test_a_picture_of_another_shape_than_the_service_read_is_flagged(
     png_bytes: bytes, png_result: OCRResult
 ) -> None:
