@@ -63,6 +63,7 @@ LINE_MAP_KEY = "datalab_line_map"
 """Metadata key of a page record's line map (a JSON string, see :func:`decode_line_map`)."""
 
 _SCALE = 10_000  # 4 decimals: 0.1 pixel on a 1000-pixel page
+_SLACK = 1e-6
 _LINE_MAP_VERSION = 1
 _SPAN_KEYS = ("page_index", "x0", "y0", "x1", "y1")
 
@@ -153,12 +154,43 @@ def _span(entry: Any, position: int) -> PageSpan:
     return PageSpan(page, x0, y0, x1, y1)
 
 
-def _down(value: float) -> float:
-    return min(1.0, max(0.0, math.floor(value * _SCALE) / _SCALE))
+_Frame = tuple[float, float, float, float, float, float]
 
 
-def _up(value: float) -> float:
-    return min(1.0, max(0.0, math.ceil(value * _SCALE) / _SCALE))
+def _frame(image_bbox: Sequence[float] | None) -> _Frame | None:
+    """``(left, top, right, bottom, x scale, y scale)`` of a usable ``image_bbox`` (the
+    scales turn pixels into ten-thousandths of the page), else ``None``."""
+    if image_bbox is None or len(image_bbox) != 4:
+        return None
+    left, top, right, bottom = image_bbox
+    width, height = right - left, bottom - top
+    # Sums of finite numbers are finite: one check catches NaN and infinities.
+    if not math.isfinite(left + top + width + height) or width <= 0 or height <= 0:
+        return None
+    return left, top, right, bottom, _SCALE / width, _SCALE / height
+
+
+def _units(bbox: Sequence[float] | None, frame: _Frame) -> list[int] | None:
+    """A pixel box in ten-thousandths of the page, rounded outwards and clipped, or
+    ``None``. Written for speed (no calls but floor and ceil): it runs for every line."""
+    if bbox is None or len(bbox) != 4:
+        return None
+    x0, y0, x1, y1 = bbox
+    if not (math.isfinite(x0 + y0 + x1 + y1) and x0 <= x1 and y0 <= y1):
+        return None
+    left, top, right, bottom, sx, sy = frame
+    # A box entirely outside the page clips to a line on its edge: no place to point at.
+    if x1 < left or y1 < top or x0 > right or y0 > bottom:
+        return None
+    # The slack keeps float noise (170 * 10000 / 850 = 2000.0000000000002) from pushing an
+    # exact edge out by a whole unit; it is a millionth of a unit, far below a pixel.
+    a = math.floor((x0 - left) * sx + _SLACK) if x0 > left else 0
+    b = math.floor((y0 - top) * sy + _SLACK) if y0 > top else 0
+    c = math.ceil((x1 - left) * sx - _SLACK) if x1 < right else _SCALE
+    d = math.ceil((y1 - top) * sy - _SLACK) if y1 < bottom else _SCALE
+    if a == c and b == d:
+        return None
+    return [a, b, c, d]
 
 
 def normalize_box(
@@ -171,23 +203,12 @@ def normalize_box(
     box past the page's edges (a glyph's ascent above a crop box) are clipped. Fractions are
     rounded outwards to 4 decimals, so the result always contains the line.
     """
-    if bbox is None or image_bbox is None or len(bbox) != 4 or len(image_bbox) != 4:
+    frame = _frame(image_bbox)
+    units = None if frame is None else _units(bbox, frame)
+    if units is None:
         return None
-    if not all(math.isfinite(v) for v in (*bbox, *image_bbox)):
-        return None
-    left, top, right, bottom = image_bbox
-    width, height = right - left, bottom - top
-    if width <= 0 or height <= 0:
-        return None
-    x0, y0, x1, y1 = bbox
-    if x1 < x0 or y1 < y0:
-        return None
-    fx0, fy0 = _down((x0 - left) / width), _down((y0 - top) / height)
-    fx1, fy1 = _up((x1 - left) / width), _up((y1 - top) / height)
-    # A box entirely outside the page clips to a line on its edge: no place to point at.
-    if (x1 < left or x0 > right or y1 < top or y0 > bottom) or (fx0 == fx1 and fy0 == fy1):
-        return None
-    return fx0, fy0, fx1, fy1
+    x0, y0, x1, y1 = (value / _SCALE for value in units)
+    return x0, y0, x1, y1
 
 
 def line_spans(page: OCRPage, page_index: int | None = None) -> list[PageSpan | None]:
@@ -264,17 +285,18 @@ def build_line_map(pages: Sequence[tuple[int, OCRPage]], separator: str) -> str:
     for number, (page_index, page) in enumerate(pages):
         if number:
             offset += len(separator)
+        frame = _frame(page.image_bbox)
         rows: list[list[int]] = []
-        for line, span in zip(page.text_lines, line_spans(page, page_index), strict=True):
-            row = [len(line.text)]
-            if span is not None:
-                row += [round(v * _SCALE) for v in (span.x0, span.y0, span.x1, span.y1)]
-            rows.append(row)
+        lines = []
+        for line in page.text_lines:
+            units = None if frame is None else _units(line.bbox, frame)
+            rows.append([len(line.text)] if units is None else [len(line.text), *units])
+            lines.append(line.text)
+        text = "\n".join(lines)
         groups.append([page_index, offset, rows])
-        texts.append(page.text)
-        offset += len(page.text)
-    text = separator.join(texts)
-    value = {"v": _LINE_MAP_VERSION, "crc": _checksum(text), "pages": groups}
+        texts.append(text)
+        offset += len(text)
+    value = {"v": _LINE_MAP_VERSION, "crc": _checksum(separator.join(texts)), "pages": groups}
     return json.dumps(value, separators=(",", ":"))
 
 

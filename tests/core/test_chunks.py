@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datalab_ocr import PAGE_SEPARATOR, OCRResult, PageSpan, decode_bboxes
 from datalab_ocr._chunks import ChunkSettings, line_map_of, split
@@ -228,3 +230,39 @@ def test_bad_sizes_are_refused_when_the_settings_are_made() -> None:
         ChunkSettings(chunk_size=0)
     with pytest.raises(ValueError, match="chunk_overlap"):
         ChunkSettings(chunk_size=100, chunk_overlap=100)
+
+
+@given(
+    pages=st.lists(
+        st.lists(st.text(alphabet="ab \n\f", min_size=0, max_size=40), max_size=12),
+        min_size=1,
+        max_size=3,
+    ),
+    size=st.integers(min_value=1, max_value=120),
+    overlap_share=st.floats(min_value=0.0, max_value=0.9),
+)
+@settings(max_examples=150, deadline=None)
+def test_any_text_splits_into_bounded_ordered_slices_that_lose_nothing(
+    pages: list[list[str]], size: int, overlap_share: float
+) -> None:
+    result = ocr_result(
+        *(
+            {
+                "page_index": index,
+                "image_bbox": [0, 0, 100, 100],
+                "text_lines": [{"text": text, "bbox": [1, 1, 9, 9]} for text in lines],
+            }
+            for index, lines in enumerate(pages)
+        )
+    )
+    (record,) = records(result, mode="file")
+    settings_ = ChunkSettings(chunk_size=size, chunk_overlap=int(size * overlap_share))
+
+    line_map = line_map_of(record.text, record.metadata, set())
+
+    for chunks in (split(record.text, line_map, settings_), split(record.text, None, settings_)):
+        assert all(len(chunk.text) <= size for chunk in chunks)
+        assert all(record.text[chunk.start : chunk.end] == chunk.text for chunk in chunks)
+        assert all(a.start < b.start and a.end < b.end for a, b in itertools.pairwise(chunks))
+        covered = {i for chunk in chunks for i in range(chunk.start, chunk.end)}
+        assert all(record.text[i].isspace() for i in range(len(record.text)) if i not in covered)
