@@ -108,6 +108,18 @@ def test_citation_marks_its_region_and_the_lines_inside(
     assert cited == ["smudged line read poorly", "a middling reading"]
 
 
+def test_a_citation_on_a_page_the_result_lacks_is_noted(
+    pdf_document: Path, pdf_result: OCRResult, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The result holds page index 1 only (page_range="1"); the chunk came from page index 0.
+    report = render_report(
+        [(pdf_result, pdf_document)], highlight=encode_bboxes([PageSpan(0, 0.1, 0.1, 0.5, 0.2)])
+    )
+    assert "the citation names pages 1, which this result does not hold" in report
+    assert '<div class="cite"' not in report
+    assert "the citation is on pages [1]" in caplog.text
+
+
 def test_highlight_on_several_documents_is_refused(png_bytes: bytes, png_result: OCRResult) -> None:
     with pytest.raises(ValueError, match="single document"):
         render_report([(png_result, png_bytes)] * 2, highlight="[]")
