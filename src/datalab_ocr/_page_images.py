@@ -4,7 +4,7 @@ PDF pages are rendered with PDFium (pypdfium2) in their displayed orientation, t
 local server renders them for OCR; images are read with Pillow, one frame per page for
 multi-frame TIFF and GIF, as stored (no EXIF rotation: the service reads the pixels as they
 are, and its boxes are in those pixels). Each page becomes a WebP data URI whose longest
-side is at most ``max_side`` pixels: a text page at 1400 pixels weighs 40-70 kB.
+side is at most ``max_side`` pixels: a page at 1400 pixels weighs 40-190 kB.
 
 Both libraries come with the ``report`` extra (and the ``server`` extra, which has them).
 Office files cannot be pictured without LibreOffice; they get no image (``None``).

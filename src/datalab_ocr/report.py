@@ -55,8 +55,8 @@ DEFAULT_THRESHOLD = 0.75
 """Lines below this confidence count as low (the report's filter can change it)."""
 
 DEFAULT_MAX_SIDE = 1400
-"""Longest side of an embedded page picture, in pixels: 40-70 kB a text page in WebP (a
-117-page thesis makes an 11 MB report)."""
+"""Longest side of an embedded page picture, in pixels: 40-190 kB a page in WebP, by how
+much print it holds (a 117-page thesis makes an 11 MB report)."""
 
 Highlight = str | Sequence[PageSpan] | Sequence[Mapping[str, Any]]
 """A citation: a chunk's ``bboxes`` metadata value (the JSON string, or its parsed list),
