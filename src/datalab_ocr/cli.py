@@ -3,6 +3,7 @@
 ::
 
     datalab-ocr ocr scans/ report.pdf --out results.jsonl   # one JSON line per file
+    datalab-ocr view scan.pdf -o report.html                # look at what OCR read
     datalab-ocr serve --port 8000                           # the local Datalab-compatible server
     datalab-ocr cache info                                  # what the result cache holds
 
