@@ -26,8 +26,9 @@ from __future__ import annotations
 import html
 import logging
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -114,34 +115,8 @@ def render_report(
     of its result, and :class:`~datalab_ocr._geometry.GeometryError` (a ``ValueError``) for
     a malformed ``highlight``.
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-    if max_side < 16:
-        raise ValueError(f"max_side must be at least 16 pixels, not {max_side}")
-    items = [d if isinstance(d, ReportDocument) else ReportDocument(*d) for d in documents]
-    if highlight is not None:
-        if len(items) != 1:
-            raise ValueError(
-                f"highlight= applies to a single document, and there are {len(items)}: give "
-                "each its own ReportDocument(highlight=...)"
-            )
-        items = [ReportDocument(items[0].result, items[0].source, items[0].name, highlight)]
-    parts = [_failures(failures)] if failures else []
-    if len(items) > 1:
-        parts.append(_contents(items))
-    parts += [_document(number, item, max_side) for number, item in enumerate(items)]
-    if title is None:
-        title = "OCR report: " + (
-            items[0].display_name if len(items) == 1 else f"{len(items)} documents"
-        )
-    values = {
-        "TITLE": html.escape(title),
-        "THRESHOLD": f"{threshold:.2f}",
-        "VERSION": html.escape(__version__),
-        "BODY": "\n".join(parts),
-    }
-    # One pass, so nothing inserted (OCR text included) is ever read as a placeholder.
-    return re.sub(r"__(TITLE|THRESHOLD|VERSION|BODY)__", lambda m: values[m[1]], _template())
+    head, parts, tail = _report(documents, highlight, title, threshold, max_side, failures)
+    return head + "\n".join(parts) + tail
 
 
 def write_report(
@@ -154,18 +129,80 @@ def write_report(
     max_side: int = DEFAULT_MAX_SIDE,
     failures: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Write :func:`render_report` of ``documents`` to ``path`` (UTF-8); return the path."""
-    text = render_report(
-        documents,
-        highlight=highlight,
-        title=title,
-        threshold=threshold,
-        max_side=max_side,
-        failures=failures,
-    )
+    """Write :func:`render_report` of ``documents`` to ``path`` (UTF-8); return the path.
+
+    Pages are written as they are rendered, so memory stays that of one page whatever the
+    length of the documents; the file appears only once complete (an error or Ctrl-C leaves
+    no half-written report, and any earlier file at ``path`` stays as it was).
+    """
+    head, parts, tail = _report(documents, highlight, title, threshold, max_side, failures)
     target = Path(path)
-    target.write_text(text, encoding="utf-8")
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write(head)
+            for part in parts:
+                out.write(part)
+                out.write("\n")
+            out.write(tail)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
+
+
+def _report(
+    documents: Iterable[DocumentLike],
+    highlight: Highlight | None,
+    title: str | None,
+    threshold: float,
+    max_side: int,
+    failures: Sequence[tuple[str, str]],
+) -> tuple[str, Iterator[str], str]:
+    """The page around the body, and the body's parts, rendered as they are consumed. Every
+    argument is checked here, before any page is rendered."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    if max_side < 16:
+        raise ValueError(f"max_side must be at least 16 pixels, not {max_side}")
+    items = [d if isinstance(d, ReportDocument) else ReportDocument(*d) for d in documents]
+    if highlight is not None:
+        if len(items) != 1:
+            raise ValueError(
+                f"highlight= applies to a single document, and there are {len(items)}: give "
+                "each its own ReportDocument(highlight=...)"
+            )
+        items = [ReportDocument(items[0].result, items[0].source, items[0].name, highlight)]
+    spans = [_spans(item.highlight) for item in items]
+    if title is None:
+        title = "OCR report: " + (
+            items[0].display_name if len(items) == 1 else f"{len(items)} documents"
+        )
+    values = {
+        "TITLE": html.escape(title),
+        "THRESHOLD": f"{threshold:.2f}",
+        "VERSION": html.escape(__version__),
+    }
+    # One pass over the template alone: nothing inserted (OCR text included) is ever read as
+    # a placeholder.
+    head, tail = _template().split("__BODY__")
+    head, tail = (re.sub(r"__(TITLE|THRESHOLD|VERSION)__", lambda m: values[m[1]], part)
+                  for part in (head, tail))  # fmt: skip
+    return head, _body(items, spans, max_side, failures), tail
+
+
+def _body(
+    items: Sequence[ReportDocument],
+    spans: Sequence[list[PageSpan]],
+    max_side: int,
+    failures: Sequence[tuple[str, str]],
+) -> Iterator[str]:
+    if failures:
+        yield _failures(failures)
+    if len(items) > 1:
+        yield _contents(items)
+    for number, (item, cited) in enumerate(zip(items, spans, strict=True)):
+        yield from _document(number, item, cited, max_side)
 
 
 def _template() -> str:
@@ -195,19 +232,15 @@ def _contents(items: Sequence[ReportDocument]) -> str:
     return f'<nav class="contents"><ol>{entries}</ol></nav>'
 
 
-def _document(number: int, item: ReportDocument, max_side: int) -> str:
+def _document(
+    number: int, item: ReportDocument, spans: list[PageSpan], max_side: int
+) -> Iterator[str]:
     result, name = item.result, item.display_name
-    spans = _spans(item.highlight)
     indices = [p.page_index if p.page_index is not None else i for i, p in enumerate(result.pages)]
     missing = sorted({s.page_index for s in spans} - set(indices))
     if missing:
         logger.warning("%s: the citation is on pages %s, which the result does not hold",
                        name, [m + 1 for m in missing])  # fmt: skip
-    images = page_images(item.source, indices, name=name, max_side=max_side)
-    pages = [
-        _page(f"d{number}-p{index}", name, index, page, image, spans)
-        for index, page, image in zip(indices, result.pages, images, strict=True)
-    ]
     confidence = _mean([p.mean_confidence for p in result.pages])
     meta = [_count(len(result.pages), "page")]
     if confidence is not None:
@@ -220,10 +253,14 @@ def _document(number: int, item: ReportDocument, max_side: int) -> str:
         if missing
         else ""
     )
-    return (
+    yield (
         f'<section class="doc" id="d{number}"><h2>{_e(name)} '
-        f'<span class="meta">{_e(" · ".join(meta))}</span></h2>{note}{"".join(pages)}</section>'
+        f'<span class="meta">{_e(" · ".join(meta))}</span></h2>{note}'
     )
+    images = page_images(item.source, indices, name=name, max_side=max_side)
+    for index, page, image in zip(indices, result.pages, images, strict=True):
+        yield _page(f"d{number}-p{index}", name, index, page, image, spans)
+    yield "</section>"
 
 
 def _spans(highlight: Highlight | None) -> list[PageSpan]:

@@ -77,6 +77,19 @@ def test_a_result_with_a_page_the_file_lacks_names_the_file(
         render_report([(pdf_result, pdf_document)])
 
 
+def test_a_report_that_fails_midway_leaves_the_earlier_file_untouched(
+    tmp_path: Path, pdf_document: Path, pdf_result: OCRResult, png_bytes: bytes
+) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("the earlier report", encoding="utf-8")
+    pdf_result.pages[0].page_index = 7  # the second document has no such page
+    with pytest.raises(PageImageError):
+        write_report([(OCRResult(status="complete"), png_bytes), (pdf_result, pdf_document)],
+                     target)  # fmt: skip
+    assert target.read_text(encoding="utf-8") == "the earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "tide-table.pdf"]
+
+
 def test_a_missing_source_file_is_named(tmp_path: Path, png_result: OCRResult) -> None:
     with pytest.raises(PageImageError, match=r"gone\.png: cannot read it"):
         render_report([(png_result, tmp_path / "gone.png")])
