@@ -116,7 +116,7 @@ def render_report(
     a malformed ``highlight``.
     """
     head, parts, tail = _report(documents, highlight, title, threshold, max_side, failures)
-    return head + "\n".join(parts) + tail
+    return head + "".join(part + "\n" for part in parts) + tail
 
 
 def write_report(

@@ -157,6 +157,13 @@ def test_a_confidence_that_is_not_a_number_counts_as_none(png_bytes: bytes) -> N
     assert '<span class="c">-</span>' in report
 
 
+def test_write_report_writes_what_render_report_returns(
+    tmp_path: Path, png_bytes: bytes, png_result: OCRResult
+) -> None:
+    path = write_report([(png_result, png_bytes)], tmp_path / "r.html")
+    assert path.read_text(encoding="utf-8") == render_report([(png_result, png_bytes)])
+
+
 def test_write_report_writes_utf8(tmp_path: Path, png_bytes: bytes) -> None:
     page = OCRPage(
         page_index=0,
