@@ -132,8 +132,9 @@ def write_report(
     """Write :func:`render_report` of ``documents`` to ``path`` (UTF-8); return the path.
 
     Pages are written as they are rendered, so the report is never held in memory whole (for
-    a 352-page book, 222 MB at the peak instead of 572 MB); the file appears only once complete (an error or Ctrl-C leaves
-    no half-written report, and any earlier file at ``path`` stays as it was).
+    a 352-page book, 222 MB at the peak instead of 572 MB). The file appears only once
+    complete: an error or Ctrl-C leaves no half-written report, and any earlier file at
+    ``path`` stays as it was.
     """
     head, parts, tail = _report(documents, highlight, title, threshold, max_side, failures)
     target = Path(path)
