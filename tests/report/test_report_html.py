@@ -103,6 +103,16 @@ def test_a_picture_of_another_shape_than_the_service_read_is_flagged(
     assert "has another shape than the page the service read" in report
 
 
+def test_a_page_without_its_size_lists_its_text_without_boxes(
+    png_bytes: bytes, png_result: OCRResult
+) -> None:
+    png_result.pages[0].image_bbox = None  # the hosted API may leave it out
+    report = render_report([(png_result, png_bytes)])
+    assert '<div class="box"' not in report
+    assert report.count('<li class="line') == len(LINES) + 1
+    assert "the result gives no usable line boxes (or page size): only its text" in report
+
+
 def test_an_office_file_gets_its_boxes_on_a_blank_page(png_result: OCRResult) -> None:
     docx = b"PK\x03\x04" + b"\x00" * 64  # what a .docx starts with: not a picture
     report = render_report([ReportDocument(png_result, docx, name="minutes.docx")])
