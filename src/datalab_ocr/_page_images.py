@@ -7,23 +7,35 @@ are, and its boxes are in those pixels). Each page becomes a WebP data URI whose
 side is at most ``max_side`` pixels: a page at 1400 pixels weighs 40-190 kB.
 
 Both libraries come with the ``report`` extra (and the ``server`` extra, which has them).
-Office files cannot be pictured without LibreOffice; they get no image (``None``).
+A page that cannot be pictured gets a :class:`NoPicture` saying why, and the report draws
+its boxes on a blank page: Office files (picturing them would need LibreOffice), a PDF that
+PDFium cannot open (the service may have repaired it first), a page it cannot render, an
+image Pillow cannot decode.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._extras import require_extra
 
-__all__ = ["PageImage", "PageImageError", "PageSource", "page_images", "require_libraries"]
+__all__ = [
+    "NoPicture",
+    "PageImage",
+    "PageImageError",
+    "PageSource",
+    "page_images",
+    "require_libraries",
+]
+
+logger = logging.getLogger("datalab_ocr")
 
 PageSource = str | os.PathLike[str] | bytes
 """A document to picture: a path, or its bytes."""
@@ -55,14 +67,21 @@ class PageImage:
     height: int
 
 
+@dataclass(frozen=True, slots=True)
+class NoPicture:
+    """Why a page has no picture."""
+
+    reason: str
+
+
 def page_images(
     source: PageSource, page_indices: list[int], *, name: str, max_side: int
-) -> Iterator[PageImage | None]:
+) -> Iterator[PageImage | NoPicture]:
     """Picture each 0-based page of ``source`` in ``page_indices``, in that order.
 
-    Yields ``None`` for a file that is neither a PDF nor an image (Office files). Raises
-    :class:`PageImageError` naming ``name`` for a file that cannot be read or a page it does
-    not have (a result that belongs to another file).
+    Yields a :class:`NoPicture` for a page that cannot be pictured (see the module's
+    docstring). Raises :class:`PageImageError` naming ``name`` for a file that cannot be read
+    at all, or a page it does not have (a result that belongs to another file).
     """
     require_libraries()
     try:
@@ -74,8 +93,9 @@ def page_images(
     elif _looks_like_image(head):
         yield from _image_pages(source, page_indices, name, max_side)
     else:
+        reason = "only PDFs and images are pictured, not Word or PowerPoint files"
         for _ in page_indices:
-            yield None
+            yield NoPicture(reason)
 
 
 def _head(source: PageSource) -> bytes:
@@ -92,12 +112,15 @@ def _looks_like_image(head: bytes) -> bool:
 
 def _pdf_pages(
     source: PageSource, page_indices: list[int], name: str, max_side: int
-) -> Iterator[PageImage]:
+) -> Iterator[PageImage | NoPicture]:
     _, pypdfium2 = require_libraries()
     try:
         document = pypdfium2.PdfDocument(source if isinstance(source, bytes) else Path(source))
     except pypdfium2.PdfiumError as error:
-        raise PageImageError(f"{name}: PDFium cannot open it ({error})") from None
+        logger.warning("%s: no page pictures, PDFium cannot open it (%s)", name, error)
+        for _ in page_indices:
+            yield NoPicture(f"PDFium cannot open this file ({error})")
+        return
     try:
         count = len(document)
         for index in page_indices:
@@ -113,9 +136,9 @@ def _pdf_pages(
                 scale = max_side / max(width, height, 1.0)
                 image = page.render(scale=scale).to_pil()
             except pypdfium2.PdfiumError as error:
-                raise PageImageError(
-                    f"{name}: page {index + 1} cannot be rendered ({error})"
-                ) from None
+                logger.warning("%s: page %d cannot be rendered (%s)", name, index + 1, error)
+                yield NoPicture(f"PDFium cannot render this page ({error})")
+                continue
             finally:
                 page.close()
             yield _encode(image)
@@ -123,23 +146,20 @@ def _pdf_pages(
         document.close()
 
 
-@contextmanager
-def _open_image(source: PageSource, name: str) -> Iterator[Any]:
-    pil, _ = require_libraries()
-    # Pillow's own guard refuses decompression bombs (over 2 x MAX_IMAGE_PIXELS).
-    try:
-        with pil.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            yield image
-    except (OSError, pil.DecompressionBombError) as error:
-        raise PageImageError(f"{name}: not a readable image ({error})") from None
-
-
 def _image_pages(
     source: PageSource, page_indices: list[int], name: str, max_side: int
-) -> Iterator[PageImage]:
+) -> Iterator[PageImage | NoPicture]:
     pil, _ = require_libraries()
-    lanczos = pil.Resampling.LANCZOS
-    with _open_image(source, name) as image:
+    unreadable = (OSError, SyntaxError, ValueError, pil.DecompressionBombError)
+    try:
+        # Pillow's own guard refuses decompression bombs (over 2 x MAX_IMAGE_PIXELS).
+        image = pil.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except unreadable as error:
+        logger.warning("%s: no page pictures, Pillow cannot read it (%s)", name, error)
+        for _ in page_indices:
+            yield NoPicture(f"Pillow cannot read this image ({error})")
+        return
+    with image:
         frames = getattr(image, "n_frames", 1)
         for index in page_indices:
             if not 0 <= index < frames:
@@ -147,9 +167,14 @@ def _image_pages(
                     f"{name} has {frames} frame{'s' if frames != 1 else ''}, but the result "
                     f"has page index {index}: is the result of another file?"
                 )
-            image.seek(index)
-            frame = _flatten(image)
-            frame.thumbnail((max_side, max_side), lanczos)
+            try:
+                image.seek(index)
+                frame = _flatten(image)
+                frame.thumbnail((max_side, max_side), pil.Resampling.LANCZOS)
+            except unreadable as error:
+                logger.warning("%s: frame %d cannot be decoded (%s)", name, index + 1, error)
+                yield NoPicture(f"Pillow cannot decode this frame ({error})")
+                continue
             yield _encode(frame)
 
 

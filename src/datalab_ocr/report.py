@@ -37,7 +37,7 @@ from typing import Any
 from ._base_client import __version__
 from ._geometry import PageSpan, decode_bboxes, line_spans
 from ._models import OCRPage, OCRResult, TextLine
-from ._page_images import PageImage, PageImageError, PageSource, page_images
+from ._page_images import NoPicture, PageImage, PageImageError, PageSource, page_images
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
@@ -289,14 +289,14 @@ def _page(
     name: str,
     index: int,
     page: OCRPage,
-    image: PageImage | None,
+    image: PageImage | NoPicture,
     highlight: Sequence[PageSpan],
 ) -> str:
     boxes = line_spans(page, index)
     cites = [s for s in highlight if s.page_index == index]
     notes = []
     width, height = page.width, page.height
-    if image is not None:
+    if isinstance(image, PageImage):
         aspect = f"{image.width} / {image.height}"
         if width and height and _differ(width / height, image.width / image.height):
             notes.append(
@@ -311,7 +311,7 @@ def _page(
         sheet = f'<div class="sheet" style="aspect-ratio: {aspect}">{picture}'
     else:
         aspect = f"{width:g} / {height:g}" if width and height else "8.5 / 11"
-        why = "no picture: only PDFs and images are rendered"
+        why = _e(f"no picture: {image.reason}")
         sheet = f'<div class="sheet noimg" data-why="{why}" style="aspect-ratio: {aspect}">'
     if page.text_lines and not any(boxes):
         notes.append("the result gives no usable line boxes (or page size): only its text")

@@ -116,8 +116,19 @@ def test_a_page_without_its_size_lists_its_text_without_boxes(
 def test_an_office_file_gets_its_boxes_on_a_blank_page(png_result: OCRResult) -> None:
     docx = b"PK\x03\x04" + b"\x00" * 64  # what a .docx starts with: not a picture
     report = render_report([ReportDocument(png_result, docx, name="minutes.docx")])
-    assert "no picture: only PDFs and images are rendered" in report
+    assert "no picture: only PDFs and images are pictured, not Word or PowerPoint" in report
     assert report.count('<div class="box"') == len(LINES)
+
+
+def test_a_pdf_pdfium_cannot_open_still_shows_its_boxes_and_text(
+    tmp_path: Path, png_result: OCRResult, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "repaired-by-the-service.pdf"
+    broken.write_bytes(b"%PDF-1.4\n" + b"\x00" * 200)  # the service may repair what PDFium cannot
+    report = render_report([(png_result, broken)])
+    assert "no picture: PDFium cannot open this file" in report
+    assert report.count('<div class="box"') == len(LINES)
+    assert "PDFium cannot open it" in caplog.text
 
 
 def test_citation_marks_its_region_and_the_lines_inside(
