@@ -259,9 +259,18 @@ def _document(
         f'<span class="meta">{_e(" · ".join(meta))}</span></h2>{note}'
     )
     images = page_images(item.source, indices, name=name, max_side=max_side)
+    misshapen: list[int] = []
     for index, page, image in zip(indices, result.pages, images, strict=True):
-        yield _page(f"d{number}-p{index}", name, index, page, image, spans)
+        yield _page(f"d{number}-p{index}", name, index, page, image, spans, misshapen)
     yield "</section>"
+    if misshapen:
+        # Once per document: a whole book of such pages is one problem, not 300.
+        shown = ", ".join(map(str, misshapen[:10])) + (", ..." if len(misshapen) > 10 else "")
+        logger.warning(
+            "%s: on %s (page %s) the picture has another shape than the page the service read: "
+            "boxes may be off",
+            name, _count(len(misshapen), "page"), shown,
+        )  # fmt: skip
 
 
 def _spans(highlight: Highlight | None) -> list[PageSpan]:
@@ -291,6 +300,7 @@ def _page(
     page: OCRPage,
     image: PageImage | NoPicture,
     highlight: Sequence[PageSpan],
+    misshapen: list[int],
 ) -> str:
     boxes = line_spans(page, index)
     cites = [s for s in highlight if s.page_index == index]
@@ -303,7 +313,7 @@ def _page(
                 f"the page picture ({image.width} x {image.height}) has another shape than "
                 f"the page the service read ({width:g} x {height:g}): boxes may be off"
             )
-            logger.warning("%s, page %d: %s", name, index + 1, notes[-1])
+            misshapen.append(index + 1)
         picture = (
             f'<img src="{image.data_uri}" alt="page {index + 1} of {_e(name)}" '
             'loading="lazy" decoding="async">'

@@ -13,7 +13,7 @@ from datalab_ocr import OCRPage, OCRResult, TextLine
 from datalab_ocr._geometry import GeometryError, PageSpan, encode_bboxes
 from datalab_ocr.report import PageImageError, ReportDocument, render_report, write_report
 
-from .conftest import LINES
+from .conftest import LINES, ocr_page
 
 
 def _references(report: str) -> list[str]:
@@ -95,12 +95,23 @@ def test_a_missing_source_file_is_named(tmp_path: Path, png_result: OCRResult) -
         render_report([(png_result, tmp_path / "gone.png")])
 
 
-def test_a_picture_of_another_shape_than_the_service_read_is_flagged(
+def test_a_picture_of_another_shape_than_the_service_read_is_flagged_on_its_page(
     png_bytes: bytes, png_result: OCRResult
 ) -> None:
     png_result.pages[0].image_bbox = [0, 0, 1584, 1224]  # landscape; the picture is portrait
     report = render_report([(png_result, png_bytes)])
     assert "has another shape than the page the service read" in report
+
+
+def test_misshapen_pages_are_logged_once_per_document(
+    pdf_document: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pages = [ocr_page(0), ocr_page(1)]
+    for page in pages:
+        page.image_bbox = [0, 0, 1584, 1224]  # landscape; the document is portrait
+    render_report([(OCRResult(status="complete", pages=pages), pdf_document)])
+    [record] = [r for r in caplog.records if "another shape" in r.getMessage()]
+    assert "on 2 pages (page 1, 2)" in record.getMessage()
 
 
 def test_a_page_without_its_size_lists_its_text_without_boxes(
