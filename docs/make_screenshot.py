@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "examples" / "data"
 DOCS = ROOT / "docs"
 CHROMIUM = "/usr/bin/chromium"
-VIEWPORT: ViewportSize = {"width": 1280, "height": 640}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
 
 
 def receipt_report(folder: Path) -> Path:
@@ -55,9 +55,8 @@ def shoot(page: Page, report: Path, target: Path, *, search: str | None = None) 
     """Open ``report``, optionally search, and save the window as ``target``."""
     page.goto(report.as_uri(), wait_until="load")
     if search:
-        page.fill("#search", search)
-        page.press("#search", "Enter")
-    page.wait_for_timeout(300)  # the search box waits for typing to pause
+        page.fill("#search", search)  # no Enter: it would scroll to the match
+    page.wait_for_timeout(400)  # the search box waits for typing to pause
     page.screenshot(path=str(target))
     print(f"wrote {target.relative_to(ROOT)}")
 
