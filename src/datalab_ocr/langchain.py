@@ -11,6 +11,9 @@ Needs the ``langchain`` extra (``pip install 'datalab-ocr[langchain]'``)::
 :class:`DatalabOCRParser` does the same for any blob source, so ``GenericLoader`` (or blobs
 built in memory with ``Blob.from_data``) can feed it. Metadata follows LangChain's PDF
 loaders: ``source``, ``page`` (0-based), ``page_label`` (1-based string), ``total_pages``.
+
+:class:`DatalabOCRTextSplitter` splits its documents into chunks that carry the page
+regions their text came from (``bboxes``), for citations.
 """
 
 from __future__ import annotations

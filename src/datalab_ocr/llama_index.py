@@ -12,6 +12,9 @@ Needs the ``llama-index`` extra (``pip install 'datalab-ocr[llama-index]'``)::
 
 The reader is serializable (``to_dict``/``to_json``) without its API key, which comes back
 from the ``DATALAB_API_KEY`` environment variable or an ``api_key=`` argument.
+
+:class:`DatalabOCRNodeParser` splits its documents into nodes that carry the page regions
+their text came from (``bboxes``), for citations.
 """
 
 from __future__ import annotations
