@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ray-demo test lint typecheck unit bench bench-corpus corpus record clean
+.PHONY: demo ray-demo test lint typecheck unit bench bench-corpus corpus record screenshots clean
 
 $(STAMP): pyproject.toml
 	@echo "make: creating $(VENV) and installing datalab-ocr with its dev extras (about a minute, once)..."
@@ -41,6 +41,9 @@ corpus: $(STAMP)
 
 bench-corpus: corpus
 	$(BIN)/python benchmarks/bench_corpus.py
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/make_screenshot.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

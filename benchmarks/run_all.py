@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--files", "40", "--latency", "2", "--rate-requests", "40", "--rate-window", "24"],
     ),
     "bench_local": ([], ["--text-files", "10", "--scans", "6"]),
+    "bench_report": ([], ["--pages", "20", "--repeat", "1"]),
 }
 
 

@@ -3,6 +3,7 @@
 ::
 
     datalab-ocr ocr scans/ report.pdf --out results.jsonl   # one JSON line per file
+    datalab-ocr view scan.pdf -o report.html                # look at what OCR read
     datalab-ocr serve --port 8000                           # the local Datalab-compatible server
     datalab-ocr cache info                                  # what the result cache holds
 
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -32,8 +34,12 @@ from ._cache import ResultCache
 from ._client import DatalabClient
 from ._config import API_KEY_ENV, BASE_URL_ENV
 from ._exceptions import ConfigurationError, DatalabError, InvalidInputError, JobTimeoutError
+from ._geometry import GeometryError, PageSpan, decode_bboxes
+from ._models import OCRResult
+from ._page_images import require_libraries
 from ._page_range import parse_page_range
 from ._policies import PollPolicy
+from .report import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, PageImageError, write_report
 
 __all__ = ["SUPPORTED_EXTENSIONS", "build_parser", "expand_paths", "main"]
 
@@ -63,7 +69,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``datalab-ocr`` argument parser with its ``ocr``, ``serve`` and ``cache`` commands."""
+    """The ``datalab-ocr`` argument parser: ``ocr``, ``view``, ``serve`` and ``cache``."""
     parser = argparse.ArgumentParser(
         prog="datalab-ocr",
         description="OCR documents with the Datalab OCR API or the embedded local server.",
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"datalab-ocr {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_ocr_command(commands)
+    _add_view_command(commands)
     _add_serve_command(commands)
     cache = commands.add_parser("cache", help="inspect or clear the local result cache")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
@@ -107,30 +114,6 @@ def _add_ocr_command(commands: Any) -> None:
         "recursively; hidden files and folders are left out)",
     )
     ocr.add_argument(
-        "--page-range",
-        type=_page_range,
-        metavar="PAGES",
-        help="0-based pages and ranges, like '0,2-4'; overrides --max-pages",
-    )
-    ocr.add_argument("--max-pages", type=_positive_int, metavar="N", help="at most N pages")
-    ocr.add_argument(
-        "--skip-cache",
-        action="store_true",
-        help="ask the service to run OCR again instead of answering from its own cache",
-    )
-    ocr.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="neither read nor write the local result cache (no resume after Ctrl-C)",
-    )
-    ocr.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
-        metavar="N",
-        help=f"files in flight at once (default: {DEFAULT_CONCURRENCY})",
-    )
-    ocr.add_argument(
         "--errors",
         choices=_ERROR_POLICIES,
         default="collect",
@@ -138,27 +121,146 @@ def _add_ocr_command(commands: Any) -> None:
         "--out) and goes on; 'skip' leaves it out of --out and goes on; 'raise' stops at "
         "the first failure. Every policy lists the failures on stderr and exits with 1",
     )
-    where = ocr.add_mutually_exclusive_group()
+    ocr.add_argument(
+        "--full",
+        action="store_true",
+        help="with --out, each JSON line also holds the whole result ('result': every page's "
+        "lines with their boxes and confidences), which 'datalab-ocr view --results' can show",
+    )
+    _add_client_options(ocr)
+
+
+def _add_client_options(command: Any) -> None:
+    """Pages, service, caches, polling and chattiness: the options ``ocr`` and ``view`` share."""
+    command.add_argument(
+        "--page-range",
+        type=_page_range,
+        metavar="PAGES",
+        help="0-based pages and ranges, like '0,2-4'; overrides --max-pages",
+    )
+    command.add_argument("--max-pages", type=_positive_int, metavar="N", help="at most N pages")
+    command.add_argument(
+        "--skip-cache",
+        action="store_true",
+        help="ask the service to run OCR again instead of answering from its own cache",
+    )
+    command.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the local result cache (no resume after Ctrl-C)",
+    )
+    command.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"files in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    where = command.add_mutually_exclusive_group()
     where.add_argument(
         "--local", action="store_true", help="use the embedded local OCR server (no API key)"
     )
     where.add_argument(
         "--base-url", metavar="URL", help=f"the service's URL (default: ${BASE_URL_ENV} or hosted)"
     )
-    ocr.add_argument(
+    command.add_argument(
         "--api-key",
         metavar="KEY",
         help=f"the API key; prefer the {API_KEY_ENV} environment variable, which does not "
         "show in the process list or the shell history",
     )
-    _add_polling_options(ocr)
-    ocr.add_argument(
+    _add_polling_options(command)
+    command.add_argument(
         "--quiet",
         "-q",
         action="store_true",
         help="no progress bar and no per-file lines (failures are still reported)",
     )
-    ocr.add_argument("--verbose", "-v", action="store_true", help="log submits and retries")
+    command.add_argument("--verbose", "-v", action="store_true", help="log submits and retries")
+
+
+def _add_view_command(commands: Any) -> None:
+    view = commands.add_parser(
+        "view",
+        help="an HTML report to look at what OCR read on each page",
+        description=(
+            "Write one self-contained HTML file showing each page with every line's box "
+            "coloured by confidence, the page text beside it, a search box and a "
+            "low-confidence filter. Files are OCRed as by 'ocr', with the same options and "
+            "the same result cache: viewing what was just OCRed costs nothing. With "
+            "--results, the results saved by 'ocr --full --out' are shown instead. The report "
+            "needs no server and no network to open."
+        ),
+        epilog="Exit codes: 0 every file shown, 1 some failed (listed in the report and on "
+        "stderr), 2 usage or configuration error, 130 interrupted.",
+    )
+    view.add_argument("paths", nargs="+", metavar="FILE|DIR", help="files, or directories")
+    view.add_argument(
+        "--out", "-o", required=True, metavar="REPORT.html", help="the HTML file to write"
+    )
+    view.add_argument(
+        "--glob",
+        default="**/*",
+        help="which files of a directory to take (default '**/*', as for ocr)",
+    )
+    view.add_argument(
+        "--results",
+        metavar="FILE",
+        help="show saved results instead of OCRing: the JSON lines of 'ocr --full --out FILE' "
+        "(matched to the files by their source), or one OCRResult as JSON for one file",
+    )
+    view.add_argument(
+        "--highlight",
+        type=_bboxes,
+        metavar="BBOXES",
+        help="draw a citation: a chunk's 'bboxes' metadata value (JSON), or @FILE holding "
+        "it; needs a single FILE",
+    )
+    view.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=DEFAULT_THRESHOLD,
+        metavar="CONFIDENCE",
+        help=f"lines below this confidence count as low (default: {DEFAULT_THRESHOLD}; the "
+        "report can change it)",
+    )
+    view.add_argument(
+        "--image-size",
+        type=_image_size,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PIXELS",
+        help=f"longest side of each page picture (default: {DEFAULT_MAX_SIDE}); smaller makes "
+        "a smaller file",
+    )
+    _add_client_options(view)
+
+
+def _bboxes(text: str) -> list[PageSpan]:
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as error:
+            raise argparse.ArgumentTypeError(
+                f"cannot read {text[1:]}: {error.strerror or error}"
+            ) from None
+    try:
+        return decode_bboxes(text)
+    except GeometryError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fraction(text: str) -> float:
+    value = _number(text, low=0.0, strict=False, what="between 0 and 1")
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _image_size(text: str) -> int:
+    value = _positive_int(text)
+    if value < 100:
+        raise argparse.ArgumentTypeError(f"{value} pixels is too small to read; give 100 or more")
+    return value
 
 
 def _add_polling_options(ocr: Any) -> None:
@@ -279,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "ocr":
             return _ocr(args)
+        if args.command == "view":
+            return _view(args)
         if args.command == "serve":
             return _serve(args)
         return _cache(args)
@@ -410,7 +514,7 @@ def _run_batch(
             done += 1
             source = str(files[item.index])
             if item.ok:
-                _emit_success(out, source, item, quiet=args.quiet)
+                _emit_success(out, source, item, quiet=args.quiet, full=args.full)
                 continue
             failures.append(item)
             if out is not None and args.errors != "skip":
@@ -432,11 +536,13 @@ def _run_batch(
     )
 
 
-def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: bool) -> None:
+def _emit_success(
+    out: IO[str] | None, source: str, item: BatchItem, *, quiet: bool, full: bool
+) -> None:
     result = item.result
     assert result is not None
     if out is not None:
-        _write_line(out, _success_record(source, item))
+        _write_line(out, _success_record(source, item, full=full))
     elif not quiet:
         pages = len(result.pages)
         cached = "  (from cache)" if item.from_cache else ""
@@ -446,11 +552,11 @@ def _emit_success(out: IO[str] | None, source: str, item: BatchItem, *, quiet: b
         )
 
 
-def _success_record(source: str, item: BatchItem) -> dict[str, Any]:
-    """One JSON line for a file that was OCRed."""
+def _success_record(source: str, item: BatchItem, *, full: bool = False) -> dict[str, Any]:
+    """One JSON line for a file that was OCRed; with ``full``, the whole result too."""
     result = item.result
     assert result is not None
-    return {
+    record = {
         "source": source,
         "request_id": result.request_id,
         "page_count": result.page_count if result.page_count is not None else len(result.pages),
@@ -466,6 +572,9 @@ def _success_record(source: str, item: BatchItem) -> dict[str, Any]:
         "versions": result.versions,
         "from_cache": item.from_cache,
     }
+    if full:
+        record["result"] = result.model_dump(mode="json", exclude_none=True)
+    return record
 
 
 def _error_record(
@@ -615,6 +724,172 @@ def _open_output(path: str | None) -> Iterator[IO[str] | None]:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from error
     with stream:
         yield stream
+
+
+# -- view ------------------------------------------------------------------------------------
+
+
+def _view(args: argparse.Namespace) -> int:
+    with _cli_logging(verbose=args.verbose):
+        files = expand_paths(args.paths, args.glob)
+        if not files:
+            raise UsageError("no supported files to view in the given paths")
+        if args.highlight is not None and len(files) != 1:
+            raise UsageError(
+                f"--highlight draws one chunk's citation on one document, and "
+                f"{len(files)} files were given: give the one the chunk came from"
+            )
+        try:
+            require_libraries()
+        except ImportError as error:
+            raise UsageError(str(error)) from error
+        target = Path(args.out)
+        if not target.parent.is_dir():
+            raise UsageError(f"cannot write {target}: no folder {target.parent}")
+        failures: list[tuple[str, str]] = []
+        documents: list[tuple[OCRResult, Path]] | None
+        if args.results:
+            documents = _saved_results(Path(args.results), files, failures)
+        else:
+            with _open_client(args) as client:
+                documents = _collect(args, client, files, failures)
+            if documents is None:
+                return EXIT_INTERRUPTED
+        if not documents:
+            _note("nothing to show: every file failed")
+            return EXIT_FAILED
+        pages = sum(len(result.pages) for result, _ in documents)
+        if not args.quiet:
+            _note(f"rendering {_count(pages, 'page')} of {_count(len(documents), 'file')}...")
+        try:
+            write_report(
+                documents,
+                target,
+                highlight=args.highlight,
+                threshold=args.threshold,
+                max_side=args.image_size,
+                failures=failures,
+            )
+        except PageImageError as error:
+            _note(f"datalab-ocr view: cannot show {error}")
+            return EXIT_FAILED
+        except OSError as error:
+            raise UsageError(f"cannot write {target}: {error.strerror or error}") from error
+        _note(f"wrote {target} ({_size(target.stat().st_size)}): {_count(pages, 'page')}")
+        return EXIT_FAILED if failures else EXIT_OK
+
+
+def _collect(
+    args: argparse.Namespace,
+    client: DatalabClient,
+    files: list[Path],
+    failures: list[tuple[str, str]],
+) -> list[tuple[OCRResult, Path]] | None:
+    """OCR ``files`` as ``ocr`` does (result cache included); the results in input order,
+    failures appended to ``failures``; None when interrupted."""
+    items = client.iter_batch(
+        files,
+        concurrency=args.concurrency,
+        errors="collect",
+        show_progress=not args.quiet and sys.stderr.isatty(),
+        max_pages=args.max_pages,
+        page_range=args.page_range,
+        skip_cache=args.skip_cache,
+    )
+    results: dict[int, OCRResult] = {}
+    done = 0
+    try:
+        for item in items:
+            done += 1
+            if item.result is not None:
+                results[item.index] = item.result
+            else:
+                reason = _reason(item, client, embedded=args.embedded)
+                failures.append((str(files[item.index]), reason))
+                _note(f"FAILED  {files[item.index]}: {reason}")
+    except KeyboardInterrupt:
+        _interrupted(client, done, len(files), embedded=args.embedded)
+        return None
+    finally:
+        items.close()
+    return [(results[i], files[i]) for i in sorted(results)]
+
+
+def _saved_results(
+    path: Path, files: list[Path], failures: list[tuple[str, str]]
+) -> list[tuple[OCRResult, Path]]:
+    """The results ``path`` holds for ``files``: JSON lines written by ``ocr --full --out``,
+    or one OCRResult as JSON (``result.model_dump_json()``) for a single file. Files it
+    records as failed are appended to ``failures``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read --results {path}: {error}") from error
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and "source" not in whole:
+        if len(files) != 1:
+            raise UsageError(
+                f"{path} holds one result, and {len(files)} files were given: give the one "
+                "it was made from"
+            )
+        return [(_result(whole, path, files[0]), files[0])]
+    records = [whole] if isinstance(whole, dict) else _json_lines(text, path)
+    by_path = {Path(str(r.get("source"))).resolve(): r for r in records}
+    shown: list[tuple[OCRResult, Path]] = []
+    for file in files:
+        record = by_path.get(file.resolve())
+        if record is None:
+            named = [r for r in records if Path(str(r.get("source"))).name == file.name]
+            record = named[0] if len(named) == 1 else None
+        if record is None:
+            raise UsageError(
+                f"{path} has no result for {file} (it has {len(records)} records, matched by "
+                "their 'source'): OCR it with 'datalab-ocr ocr --full --out', or leave out "
+                "--results to OCR it now"
+            )
+        if "error" in record:
+            recorded = record["error"] if isinstance(record["error"], dict) else {}
+            reason = f"{recorded.get('type', 'error')}: {recorded.get('message', record['error'])}"
+            failures.append((str(file), reason))
+            _note(f"FAILED  {file}: {reason} (as recorded in {path})")
+            continue
+        if "result" not in record:
+            raise UsageError(
+                f"{path} was written without --full: it has the text of {file} but not its "
+                f"line boxes. Write it again with 'datalab-ocr ocr --full --out {path} ...' "
+                "(answered from the result cache), or leave out --results"
+            )
+        shown.append((_result(record["result"], path, file), file))
+    return shown
+
+
+def _json_lines(text: str, path: Path) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{path}, line {number}: not a JSON object")
+        records.append(record)
+    return records
+
+
+def _result(data: Any, path: Path, file: Path) -> OCRResult:
+    try:
+        result = OCRResult.model_validate(data)
+    except ValidationError as error:
+        raise UsageError(f"{path}: the result for {file} is not an OCR result ({error})") from None
+    for position, page in enumerate(result.pages):
+        if page.page_index is None:
+            page.page_index = position
+    return result
 
 
 # -- serve and cache -------------------------------------------------------------------------
