@@ -28,7 +28,10 @@ five scans above) as PNG files, OCRed by ``DatalabClient.ocr_batch`` (default co
 against a ``LocalServer`` with ``--workers`` workers, and by :func:`process_pages` in as
 many warm spawned processes, ``--rounds`` times, the two sides taking turns (which goes
 first alternates). Goal: the client's throughput within 10 % of the direct one (ratio of
-the summed pages per second at least 0.9). ``--client-only`` runs just this comparison.
+the summed pages per second at least 0.9; each round's ratio is printed too, since load
+from other work moves both sides). Then the fixed cost of a job, from one-word images whose
+OCR takes milliseconds: what the server path adds per job beside the OCR itself.
+``--client-only`` runs just this comparison.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -218,17 +222,39 @@ def _through_client(client: DatalabClient, files: list[Path]) -> Timing:
     return seconds, pages, _children_cpu() - cpu
 
 
+def _one_word_png() -> Document:
+    """A one-word image: OCR takes milliseconds, so its jobs time the path around it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (240, 60), 255)
+    ImageDraw.Draw(image).text((10, 10), "harbour", fill=0, font=ImageFont.load_default(size=30))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", dpi=(200, 200))
+    return ("word.png", buffer.getvalue(), "image/png", IMAGE)
+
+
+def _write(folder: Path, documents: list[Document]) -> list[Path]:
+    files = []
+    for number, (name, content, _type, _kind) in enumerate(documents):
+        files.append(folder / f"{number:02d}-{name}")
+        files[-1].write_bytes(content)
+    return files
+
+
 def _client_against_direct(documents: list[Document], workers: int, rounds: int) -> None:
-    """The client against a local server and the engine direct, taking turns, per round."""
+    """The client against a local server and the engine direct, taking turns, per round.
+
+    Then the fixed cost of a job: 40 one-word images each way, in milliseconds a job.
+    """
     config = ServerConfig(workers=workers, queue_size=max(64, len(documents)), cache_size=0)
     folder = Path(tempfile.mkdtemp(prefix="bench-server-client-"))
     context = multiprocessing.get_context("spawn")
     totals = {"client": [0.0, 0, 0.0], "direct": [0.0, 0, 0.0]}
+    ratios = []
     try:
-        files = []
-        for number, (name, content, _type, _kind) in enumerate(documents):
-            files.append(folder / f"{number:02d}-{name}")
-            files[-1].write_bytes(content)
+        files = _write(folder, documents)
+        word = _one_word_png()
+        words = _write(folder, [word] * 40)
         with (
             LocalServer(config) as server,
             DatalabClient(base_url=server.base_url, cache=False, rate_limit=False) as client,
@@ -239,6 +265,7 @@ def _client_against_direct(documents: list[Document], workers: int, rounds: int)
             print(f"\n{len(documents)} scan pages through the client, {rounds} rounds:")
             for number in range(rounds):
                 sides = ["client", "direct"] if number % 2 == 0 else ["direct", "client"]
+                rates = {}
                 for side in sides:
                     if side == "client":
                         timing = _through_client(client, files)
@@ -248,8 +275,14 @@ def _client_against_direct(documents: list[Document], workers: int, rounds: int)
                         timing = (time.perf_counter() - started, pages, _children_cpu() - cpu)
                     for at, value in enumerate(timing):
                         totals[side][at] += value
+                    rates[side] = timing[1] / timing[0]
                     label = "client + local server" if side == "client" else "engine direct"
                     print(_row(f"  round {number + 1}: {label}", *timing))
+                ratios.append(rates["client"] / rates["direct"])
+            client_job = _through_client(client, words)[0] / len(words)
+            started = time.perf_counter()
+            pool.map(_one_job, [word] * len(words), chunksize=1)
+            direct_job = (time.perf_counter() - started) / len(words)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     client_rate = totals["client"][1] / totals["client"][0]
@@ -258,10 +291,16 @@ def _client_against_direct(documents: list[Document], workers: int, rounds: int)
     verdict = "pass" if ratio >= 0.9 else "FAIL"
     print(f"client {client_rate:.2f} pages/s, direct {direct_rate:.2f} pages/s ({workers} each)")
     print(f"client / direct throughput {ratio:.2f} (goal >= 0.90: {verdict})")
+    rounds_text = ", ".join(f"{value:.2f}" for value in ratios)
+    print(f"  per round {rounds_text}; median {statistics.median(ratios):.2f}")
     cpu = (totals["client"][2] / totals["client"][1]) / (totals["direct"][2] / totals["direct"][1])
     print(f"client: server workers / direct CPU per page {cpu:.2f}")
-    own = sum(OWN_CPU[-rounds:]) / rounds
+    own = sum(OWN_CPU[-rounds - 1 : -1]) / rounds
     print(f"client: the HTTP server and the client (this process) {own:.3f} CPU s/page besides")
+    print(
+        f"fixed cost of a job (one-word images, {workers} at a time): client "
+        f"{1000 * client_job:.1f} ms, direct {1000 * direct_job:.1f} ms"
+    )
 
 
 def _children_cpu() -> float:
