@@ -25,6 +25,7 @@ from .server_helpers import cer, run_job
 
 DATA = Path(__file__).parent / "data"
 STAMP = "CONFIDENTIAL - BATES NO. ACME-000123"
+CHART_DOWN = "Measured at the eastern quay"
 CER_BOUND = 0.02
 
 pytestmark = pytest.mark.ocr
@@ -100,6 +101,23 @@ def test_titles_running_up_and_down_the_sides_of_a_chart_read_as_their_words(
     # Read across, the title running down the page came back as "Aenb wajsee ou} je ...".
     for title in (DATA / "chart.txt").read_text().splitlines():
         assert min(cer(title, line) for line in read) <= CER_BOUND, (title, read)
+
+
+def test_a_title_read_turned_keeps_its_box_on_the_image_starting_at_its_first_letter(
+    ocr_server: LocalServer, client: httpx.Client
+) -> None:
+    path = DATA / "chart.png"
+    result = run_job(
+        client, ocr_server.base_url, path.read_bytes(), filename=path.name, content_type="image/png"
+    )
+    down = min(_lines(result), key=lambda line: cer(CHART_DOWN, str(line["text"])))
+    x0, y0, x1, y1 = down["bbox"]
+    width = Image.open(path).width
+    # The title runs down the right side of the chart: a tall box in the right fifth.
+    assert 0.8 * width < x0 < x1 <= width
+    assert y1 - y0 > 5 * (x1 - x0)
+    # Read downwards, the letters' tops face right: the text's top-left is the top-right.
+    assert down["polygon"][0] == [x1, y0]
 
 
 def test_a_200_inch_page_fails_within_seconds_saying_why(
