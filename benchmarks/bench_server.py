@@ -3,7 +3,7 @@
 Run on demand (not a test)::
 
     python benchmarks/bench_server.py [--jobs 12] [--text-pages 60] [--workers 2] [--no-bomb]
-                                      [--upright]
+                                      [--upright] [--rounds 3] [--client-only]
 
 Scans: ``--jobs`` one-page jobs cycling over five scans (the example letter, upright; the
 committed test scans: a letter turned 90 degrees, three columns, a stamped scan PDF, an
@@ -21,16 +21,29 @@ at least 0.9, each bomb done within 10 s, no worker above 1 GB. On a machine sha
 work, wall times swing; the CPU seconds per page (the server's workers against the direct
 processes, and apart the HTTP server's and polling client's own) show the overhead without
 that noise.
+
+Through the client (issue 11): the scan pages of ``bench_corpus.py`` (20 text pages of
+public PDFs rendered at 200 dpi, when ``benchmarks/corpus/cache`` holds the corpus; else the
+five scans above) as PNG files, OCRed by ``DatalabClient.ocr_batch`` (default concurrency)
+against a ``LocalServer`` with ``--workers`` workers, and by :func:`process_pages` in as
+many warm spawned processes, ``--rounds`` times, the two sides taking turns (which goes
+first alternates). Goal: the client's throughput within 10 % of the direct one (ratio of
+the summed pages per second at least 0.9; each round's ratio is printed too, since load
+from other work moves both sides). Then the fixed cost of a job, from one-word images whose
+OCR takes milliseconds: what the server path adds per job beside the OCR itself.
+``--client-only`` runs just this comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import logging
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +51,7 @@ from typing import Any
 
 import httpx
 
+from datalab_ocr import DatalabClient
 from datalab_ocr.server import LocalServer, ServerConfig
 from datalab_ocr.server.engine import prepare_document, process_pages
 from datalab_ocr.server.formats import IMAGE, PDF
@@ -171,6 +185,124 @@ def _direct(documents: list[Document], processes: int, warm: Document) -> Timing
         return time.perf_counter() - started, pages, _children_cpu() - cpu
 
 
+def _corpus_scans(count: int) -> list[Document]:
+    """``bench_corpus.py``'s scan pages as 200 dpi PNGs; none without the corpus cache."""
+    from bench_corpus import CORPUS, references, scan_pages
+
+    paths = sorted(CORPUS.glob("*.pdf"))
+    if not paths:
+        return []
+    import pypdfium2
+
+    documents: list[Document] = []
+    for path, index, _truth, _readings in scan_pages(references(paths), count):
+        pdf = pypdfium2.PdfDocument(str(path))
+        try:
+            image = pdf[index].render(scale=200 / 72).to_pil()
+        finally:
+            pdf.close()
+        buffer = io.BytesIO()
+        image.convert("L").save(buffer, format="PNG", dpi=(200, 200))
+        name = f"{path.stem.rsplit('__', 1)[-1]}-p{index + 1}.png"
+        documents.append((name, buffer.getvalue(), "image/png", IMAGE))
+    return documents
+
+
+def _through_client(client: DatalabClient, files: list[Path]) -> Timing:
+    """``ocr_batch`` over ``files`` as a user would call it; (seconds, pages, worker CPU)."""
+    started = time.perf_counter()
+    cpu = _children_cpu()
+    own = time.process_time()
+    batch = client.ocr_batch(files, skip_cache=True)
+    seconds = time.perf_counter() - started
+    pages = sum(len(result.pages) for result in batch.results)
+    if pages < len(files):
+        raise RuntimeError(f"only {pages} of {len(files)} pages came back")
+    OWN_CPU.append((time.process_time() - own) / pages)
+    return seconds, pages, _children_cpu() - cpu
+
+
+def _one_word_png() -> Document:
+    """A one-word image: OCR takes milliseconds, so its jobs time the path around it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (240, 60), 255)
+    ImageDraw.Draw(image).text((10, 10), "harbour", fill=0, font=ImageFont.load_default(size=30))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", dpi=(200, 200))
+    return ("word.png", buffer.getvalue(), "image/png", IMAGE)
+
+
+def _write(folder: Path, documents: list[Document]) -> list[Path]:
+    files = []
+    for number, (name, content, _type, _kind) in enumerate(documents):
+        files.append(folder / f"{number:02d}-{name}")
+        files[-1].write_bytes(content)
+    return files
+
+
+def _client_against_direct(documents: list[Document], workers: int, rounds: int) -> None:
+    """The client against a local server and the engine direct, taking turns, per round.
+
+    Then the fixed cost of a job: 40 one-word images each way, in milliseconds a job.
+    """
+    config = ServerConfig(workers=workers, queue_size=max(64, len(documents)), cache_size=0)
+    folder = Path(tempfile.mkdtemp(prefix="bench-server-client-"))
+    context = multiprocessing.get_context("spawn")
+    totals = {"client": [0.0, 0, 0.0], "direct": [0.0, 0, 0.0]}
+    ratios = []
+    try:
+        files = _write(folder, documents)
+        word = _one_word_png()
+        words = _write(folder, [word] * 40)
+        with (
+            LocalServer(config) as server,
+            DatalabClient(base_url=server.base_url, cache=False, rate_limit=False) as client,
+            context.Pool(workers, initializer=_warm_worker, initargs=(documents[0],)) as pool,
+        ):
+            _through_client(client, files[: 2 * workers])  # start and warm the workers
+            pool.map(_one_job, [documents[0]] * workers, chunksize=1)
+            print(f"\n{len(documents)} scan pages through the client, {rounds} rounds:")
+            for number in range(rounds):
+                sides = ["client", "direct"] if number % 2 == 0 else ["direct", "client"]
+                rates = {}
+                for side in sides:
+                    if side == "client":
+                        timing = _through_client(client, files)
+                    else:
+                        started, cpu = time.perf_counter(), _children_cpu()
+                        pages = sum(pool.map(_one_job, documents, chunksize=1))
+                        timing = (time.perf_counter() - started, pages, _children_cpu() - cpu)
+                    for at, value in enumerate(timing):
+                        totals[side][at] += value
+                    rates[side] = timing[1] / timing[0]
+                    label = "client + local server" if side == "client" else "engine direct"
+                    print(_row(f"  round {number + 1}: {label}", *timing))
+                ratios.append(rates["client"] / rates["direct"])
+            client_job = _through_client(client, words)[0] / len(words)
+            started = time.perf_counter()
+            pool.map(_one_job, [word] * len(words), chunksize=1)
+            direct_job = (time.perf_counter() - started) / len(words)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    client_rate = totals["client"][1] / totals["client"][0]
+    direct_rate = totals["direct"][1] / totals["direct"][0]
+    ratio = client_rate / direct_rate
+    verdict = "pass" if ratio >= 0.9 else "FAIL"
+    print(f"client {client_rate:.2f} pages/s, direct {direct_rate:.2f} pages/s ({workers} each)")
+    print(f"client / direct throughput {ratio:.2f} (goal >= 0.90: {verdict})")
+    rounds_text = ", ".join(f"{value:.2f}" for value in ratios)
+    print(f"  per round {rounds_text}; median {statistics.median(ratios):.2f}")
+    cpu = (totals["client"][2] / totals["client"][1]) / (totals["direct"][2] / totals["direct"][1])
+    print(f"client: server workers / direct CPU per page {cpu:.2f}")
+    own = sum(OWN_CPU[-rounds - 1 : -1]) / rounds
+    print(f"client: the HTTP server and the client (this process) {own:.3f} CPU s/page besides")
+    print(
+        f"fixed cost of a job (one-word images, {workers} at a time): client "
+        f"{1000 * client_job:.1f} ms, direct {1000 * direct_job:.1f} ms"
+    )
+
+
 def _children_cpu() -> float:
     """CPU seconds (user + system) used so far by this process's live child processes."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -250,8 +382,18 @@ def main() -> None:
         action="store_true",
         help="only the upright full-page scans (no turned page, no stamp)",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="turns of client and direct")
+    parser.add_argument("--corpus-scans", type=int, default=20, help="corpus pages to render")
+    parser.add_argument(
+        "--client-only", action="store_true", help="only the client against the engine direct"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.client_only:
+        _client_against_direct(
+            _corpus_scans(args.corpus_scans) or _scans(), args.workers, args.rounds
+        )
+        return
 
     scans = _scans()
     if args.upright:
@@ -296,6 +438,7 @@ def main() -> None:
     if bombs:
         verdict = "pass" if peak < 1024 else "FAIL"
         print(f"largest worker peak RSS {peak:.0f} MB ({verdict}: < 1024 MB)")
+    _client_against_direct(_corpus_scans(args.corpus_scans) or _scans(), args.workers, args.rounds)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ left to right. Pages scanned sideways or upside down read as garbage with a low 
 only then is the page's orientation detected (Tesseract's OSD model, ``osd.traineddata`` from
 the ``tessdata`` package) and the page read again turned upright, so upright pages cost
 nothing extra. Boxes of a turned page are mapped back to the pixels of the image as given.
+A line turned on an upright page (the axis title of a chart, a label up the side of a
+figure) that Tesseract read across, as garbage, is read again turned a quarter each way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from datalab_ocr._models import TextLine
-from datalab_ocr.server.layout import line_box, rotate_lines
+from datalab_ocr.server.layout import line_box, rotate_lines, shift_lines
 
 __all__ = ["TesseractEngine", "tessdata_path", "tesseract_versions"]
 
@@ -34,6 +36,12 @@ _PICTURES = (9, 10, 11)
 # Tesseract's PolyBlockType values of picture blocks: flowing, heading and pull-out images.
 _OTSU, _SAUVOLA = "0", "2"
 # Values of Tesseract's thresholding_method: its default (Otsu), and Sauvola.
+
+_UPRIGHT_LINE_ASPECT = 2.0
+# A line box at least this many times taller than wide, and taller than two ordinary lines,
+# holds text running up or down the page.
+_TURNED_LINE_PAD = 8
+# Pixels of white kept round a turned line's crop: Tesseract misreads ink touching the edge.
 
 _MIN_ORIENTATION_CONFIDENCE = 5.0
 # OSD's orientation confidence is a margin over the second-best angle; upright or turned text
@@ -124,6 +132,40 @@ class TesseractEngine:
             lines = self._recognize(gray, dpi)
         if lines and mean_confidence(lines) < POOR_CONFIDENCE:
             lines = self._upright(gray, dpi, lines)
+        return self._turned_lines(gray, dpi, lines)
+
+    def _turned_lines(self, gray: Image.Image, dpi: int, lines: list[TextLine]) -> list[TextLine]:
+        """``lines`` with each poorly read upright box read again turned, where that reads
+        better; the box keeps its place in the reading order."""
+        heights = sorted(line_box(line)[3] - line_box(line)[1] for line in lines)
+        ordinary = heights[len(heights) // 2] if heights else 0.0
+        found: list[TextLine] = []
+        for line in lines:
+            x0, y0, x1, y1 = line_box(line)
+            upright = y1 - y0 >= _UPRIGHT_LINE_ASPECT * (x1 - x0) and y1 - y0 > 2 * ordinary
+            if not upright or (line.confidence or 0.0) >= POOR_CONFIDENCE:
+                found.append(line)
+                continue
+            left, top = max(0, int(x0) - _TURNED_LINE_PAD), max(0, int(y0) - _TURNED_LINE_PAD)
+            right = min(gray.width, int(x1) + _TURNED_LINE_PAD)
+            bottom = min(gray.height, int(y1) + _TURNED_LINE_PAD)
+            crop = gray.crop((left, top, right, bottom))
+            best = [line]
+            # Text running down the page reads turned 90 degrees counter-clockwise, up it 270.
+            for angle in (270, 90):
+                turned = self._read_block(crop.rotate(angle, expand=True), dpi)
+                if mean_confidence(turned) > mean_confidence(best):
+                    best = shift_lines(rotate_lines(turned, angle, crop.size), left, top)
+            found.extend(best)
+        return found
+
+    def _read_block(self, gray: Image.Image, dpi: int) -> list[TextLine]:
+        """The lines of a small crop read as one block of text (no layout analysis)."""
+        self._api.SetPageSegMode(self._tesserocr.PSM.SINGLE_BLOCK)
+        try:
+            lines, _pictures = self._read(gray, dpi)
+        finally:
+            self._api.SetPageSegMode(self._tesserocr.PSM.AUTO)
         return lines
 
     def _upright(self, gray: Image.Image, dpi: int, lines: list[TextLine]) -> list[TextLine]:

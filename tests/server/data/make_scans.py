@@ -10,6 +10,7 @@ measured against.
 from __future__ import annotations
 
 import io
+import itertools
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -155,6 +156,47 @@ def three_columns() -> None:
     _write_text("three-columns.txt", lines)
 
 
+CHART_TEXT = (
+    "The chart below shows the depth of water at the harbour mouth through one spring tide, "
+    "measured every hour from the end of the eastern quay."
+)
+CHART_UP = "Depth of water in metres"
+CHART_DOWN = "Measured at the eastern quay"
+CHART_ACROSS = "Hours after low water"
+
+
+def chart() -> None:
+    """A paragraph over a line chart whose axis titles run up and down its sides.
+
+    Titles turned a quarter, as charts and figures set them; the truth holds the lines as
+    typeset (the order of the titles is left open: a reader may take them in any order).
+    """
+    paragraph = simpleSplit(CHART_TEXT, "Times-Roman", 12, 440)
+
+    def draw(canvas: Canvas) -> None:
+        canvas.setFont("Times-Roman", 12)
+        for index, line in enumerate(paragraph):
+            canvas.drawString(40, 560 - 16 * index, line)
+        canvas.rect(110, 150, 300, 300)
+        points = [(110 + 25 * hour, 170 + 260 * (1 - abs(6 - hour) / 6)) for hour in range(13)]
+        canvas.lines([(*a, *b) for a, b in itertools.pairwise(points)])
+        canvas.setFont("Helvetica", 12)
+        canvas.drawCentredString(260, 125, CHART_ACROSS)
+        canvas.saveState()
+        canvas.translate(90, 300)
+        canvas.rotate(90)  # counter-clockwise: the title runs up the page
+        canvas.drawCentredString(0, 0, CHART_UP)
+        canvas.restoreState()
+        canvas.saveState()
+        canvas.translate(430, 300)
+        canvas.rotate(-90)  # clockwise: the title runs down the page
+        canvas.drawCentredString(0, 0, CHART_DOWN)
+        canvas.restoreState()
+
+    _bilevel(_trimmed(_render(draw, (520, 600)))).save(HERE / "chart.png", optimize=True)
+    _write_text("chart.txt", [*paragraph, CHART_UP, CHART_ACROSS, CHART_DOWN])
+
+
 def _pdf(objects: list[bytes]) -> bytes:
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -228,6 +270,7 @@ def main() -> None:
     """Write every scan and its truth next to this script."""
     rotated_letters()
     three_columns()
+    chart()
     stamped_scan()
     page_size_bomb()
 
