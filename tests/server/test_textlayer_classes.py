@@ -198,3 +198,10 @@ def test_a_page_sized_by_its_page_tree_keeps_its_size_and_boxes(tmp_path: Path) 
     assert 0 <= top["bbox"][1] < 0.05 * height
     assert 0.93 * height < foot["bbox"][3] <= height
     assert abs(foot["bbox"][3] - (842 - 40) * 2.0) < 12  # the descent below the baseline
+
+
+def test_glyphs_a_font_maps_to_no_text_are_left_out(tmp_path: Path) -> None:
+    [line] = _lines(_run("silent-glyphs.pdf", tmp_path))
+    assert line["text"] == "Silent marks here"  # not "Silent mar~ks here", doubtful
+    assert line["confidence"] == 1.0
+    assert line["original_text_good"] is True

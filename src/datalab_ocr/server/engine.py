@@ -18,6 +18,7 @@ more; an encrypted one fails saying how to decrypt it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -44,7 +45,13 @@ from datalab_ocr.server.layout import (
 )
 from datalab_ocr.server.office import OfficeConversionError, convert_to_pdf
 from datalab_ocr.server.repair import repaired_copy
-from datalab_ocr.server.textlayer import PageGeometry, has_text_layer, text_layer_lines
+from datalab_ocr.server.textlayer import (
+    PageGeometry,
+    SilentGlyphs,
+    has_text_layer,
+    text_layer_lines,
+)
+from datalab_ocr.server.tounicode import SilentGlyphReader
 
 __all__ = [
     "DocumentError",
@@ -320,7 +327,12 @@ def _ocr_regions(
 
 
 def _pdf_page(
-    page: Any, number: int, engine_name: str, scale: float, max_pixels: int
+    page: Any,
+    number: int,
+    engine_name: str,
+    scale: float,
+    max_pixels: int,
+    silent: SilentGlyphs | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """One page object, and whether OCR ran on it (for the whole page or for its images)."""
     width, height = page.get_size()
@@ -329,7 +341,7 @@ def _pdf_page(
     textpage = page.get_textpage()
     try:
         geometry = PageGeometry.for_page(page, scale)
-        layer = text_layer_lines(textpage, geometry) if has_text_layer(textpage) else None
+        layer = text_layer_lines(textpage, geometry, silent) if has_text_layer(textpage) else None
         if layer is not None:
             size = geometry.size
             lines = _ocr_regions(page, number, layer, geometry, size, engine_name)
@@ -350,13 +362,15 @@ def _pdf_pages(
 ) -> tuple[list[dict[str, Any]], bool]:
     """The page objects, and whether any page went through OCR."""
     pdf = _open_pdf(path)
+    silent_glyphs = SilentGlyphReader(path)
     pages = []
     ocr_ran = False
     try:
         for index in indices:
             page = pdf[index]
             try:
-                result, ran = _pdf_page(page, index + 1, engine_name, scale, max_pixels)
+                silent = functools.partial(silent_glyphs.for_page, index)
+                result, ran = _pdf_page(page, index + 1, engine_name, scale, max_pixels, silent)
                 pages.append(result)
                 ocr_ran = ocr_ran or ran
             finally:

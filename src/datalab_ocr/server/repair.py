@@ -63,9 +63,11 @@ def _tree_pages(reader: Any) -> list[Any]:
 
 
 @contextmanager
-def _pypdf_quiet() -> Iterator[None]:
-    # pypdf narrates every piece of damage it works around as a warning; the repair is ours
-    # to report (one INFO line), and a user's terminal should not fill with pypdf's notes.
+def pypdf_quiet() -> Iterator[None]:
+    """Keep pypdf's warnings off the user's terminal while it reads a file for us.
+
+    pypdf narrates every piece of damage it works around as a warning; what we make of the
+    file is ours to report, and a terminal should not fill with pypdf's notes."""
     pypdf_logger = logging.getLogger("pypdf")
     level = pypdf_logger.level
     pypdf_logger.setLevel(logging.ERROR)
@@ -82,7 +84,7 @@ def repaired_copy(path: str) -> str | None:
     except ImportError:
         return None
     try:
-        with _pypdf_quiet():
+        with pypdf_quiet():
             return _rewrite(path, f"{path}.repaired.pdf")
     except Exception:  # pypdf raises many kinds on broken files; any of them means no repair
         logger.debug("pypdf could not rewrite %s", path, exc_info=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from datalab_ocr._models import TextLine
 from datalab_ocr.server.bidi import Glyph, logical_order
 from datalab_ocr.server.copies import Copies
 
-__all__ = ["GARBAGE_SHARE", "PageGeometry", "has_text_layer", "text_layer_lines"]
+__all__ = ["GARBAGE_SHARE", "PageGeometry", "SilentGlyphs", "has_text_layer", "text_layer_lines"]
 
 GARBAGE_SHARE = 0.3
 """Share of a page's characters that carry no text above which its text layer is refused."""
@@ -199,6 +200,30 @@ def _unmapped_in_mapped_fonts(raw: Any, textpage: Any, unmapped: list[int]) -> s
     return {index for index, font in unmapped_fonts.items() if font in mapping_fonts}
 
 
+def _code_at(get_unicode: Any, handle: Any, index: int, count: int) -> tuple[int, int]:
+    """The character at ``index`` (a UTF-16 surrogate pair joined) and the next index."""
+    code = int(get_unicode(handle, index))
+    index += 1
+    if 0xD800 <= code < 0xDC00 and index < count:
+        low = int(get_unicode(handle, index))
+        if 0xDC00 <= low < 0xE000:
+            return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), index + 1
+    return code, index
+
+
+def _silence(
+    raw: Any, handle: Any, silent: frozenset[tuple[bytes, int]]
+) -> Callable[[int, int], bool]:
+    """Whether the character at an index, read as ``code``, is a glyph its font's map
+    leaves without text (the font is asked only for codes such a glyph can give)."""
+    codes = {code for _, code in silent}
+
+    def is_silent(index: int, code: int) -> bool:
+        return code in codes and (_font_name(raw, handle, index), code) in silent
+
+    return is_silent
+
+
 def _utf8(code: int) -> str | None:
     """The text of a code PDFium could not take as a character: a ToUnicode map written in
     UTF-8 instead of UTF-16 gives the bytes of the character; None if they are not UTF-8."""
@@ -209,7 +234,14 @@ def _utf8(code: int) -> str | None:
     return text if text and not any(_is_garbage(char) for char in text) else None
 
 
-def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], int, int]:
+SilentGlyphs = Callable[[], frozenset[tuple[bytes, int]]]
+"""Gives the page's ``(font name, code)`` pairs whose ToUnicode text is empty: PDFium reads
+those glyphs from the font's encoding (a bullet where it has no name) or as their codes."""
+
+
+def _glyphs(
+    textpage: Any, geometry: PageGeometry, silent: SilentGlyphs | None = None
+) -> tuple[list[Glyph | None], int, int]:
     """The page's characters (None for a break), its visible count and its garbage count."""
     from pypdfium2 import raw
 
@@ -218,6 +250,11 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
     has_map_error = raw.FPDFText_HasUnicodeMapError
     unmapped = [i for i in range(count) if has_map_error(handle, i)]
     noise = _unmapped_in_mapped_fonts(raw, handle, unmapped) if unmapped else set()
+    # Only where PDFium flagged glyphs of a font that maps others (a shaped cluster's extra
+    # glyphs, say): there the font's map may leave other glyphs empty too, which PDFium reads
+    # as characters without a flag. pypdf reading the maps of every page would cost 15 %.
+    quiet = silent() if noise and silent is not None else frozenset()
+    is_silent = _silence(raw, handle, quiet)
     get_unicode, get_angle = raw.FPDFText_GetUnicode, raw.FPDFText_GetCharAngle
     box_of = _BoxReader(handle, geometry)
     copies = Copies(handle, 2 * geometry.scale)
@@ -226,14 +263,10 @@ def _glyphs(textpage: Any, geometry: PageGeometry) -> tuple[list[Glyph | None], 
     visible = garbage = 0
     index = 0
     while index < count:
-        code = int(get_unicode(handle, index))
         box_index = index
-        index += 1
-        if 0xD800 <= code < 0xDC00 and index < count:
-            low = int(get_unicode(handle, index))
-            if 0xDC00 <= low < 0xE000:
-                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                index += 1
+        code, index = _code_at(get_unicode, handle, index, count)
+        if is_silent(box_index, code):
+            continue  # the font's ToUnicode map says this glyph has no text
         # PDFium writes a line-end hyphen as U+0002; of the rest, only a soft hyphen may be one.
         if code == _LINE_END_HYPHEN or (code == 0xAD and raw.FPDFText_IsHyphen(handle, box_index)):
             code = ord("-")
@@ -330,14 +363,17 @@ def _lines(glyphs: list[Glyph | None]) -> list[_Line]:
     return lines
 
 
-def text_layer_lines(textpage: Any, geometry: PageGeometry) -> list[TextLine] | None:
+def text_layer_lines(
+    textpage: Any, geometry: PageGeometry, silent: SilentGlyphs | None = None
+) -> list[TextLine] | None:
     """The lines of a PDFium text page in content order; None when the layer is garbage.
 
     Garbage: more than :data:`GARBAGE_SHARE` of its visible characters carry no text. A line
     holding such characters gets the share of good ones as its confidence and
-    ``original_text_good=False``; others get 1.0 and ``original_text_good=True``.
+    ``original_text_good=False``; others get 1.0 and ``original_text_good=True``. ``silent``
+    tells which glyphs the fonts' ToUnicode maps give no text (see ``server/tounicode.py``).
     """
-    glyphs, visible, garbage = _glyphs(textpage, geometry)
+    glyphs, visible, garbage = _glyphs(textpage, geometry, silent)
     if visible == 0 or garbage > GARBAGE_SHARE * visible:
         return None
     result: list[TextLine] = []

@@ -122,6 +122,19 @@ def inherited_a4() -> bytes:
     return _pdf(content, _identity(text, {}), inherited_a4=True)
 
 
+def silent_glyphs() -> bytes:
+    """Glyphs whose ToUnicode entry is empty (``<7E> <>``: they carry no text), as shapers of
+    complex scripts write them for a cluster's extra glyphs. PDFium flags one (0x81, a glyph
+    name without a Unicode value) and reads the other from the encoding (``~``)."""
+    mapping = _identity("Silent marks here", {0x7E: "", 0x81: ""})
+    document = _pdf(_text(72, 700, "Sile\x81nt mar~ks here"), mapping)
+    return document.replace(
+        b"/Encoding /WinAnsiEncoding",
+        b"/Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding "
+        b"/Differences [129 /zzcluster] >>",
+    )
+
+
 def garbage() -> bytes:
     """Readable words drawn, but every code maps into the private use area."""
     words = "Garbage layer here"
@@ -343,6 +356,7 @@ DOCUMENTS = {
     "controls.pdf": controls,
     "rotated.pdf": rotated,
     "inherited-a4.pdf": inherited_a4,
+    "silent-glyphs.pdf": silent_glyphs,
     "garbage.pdf": garbage,
     "doubtful.pdf": doubtful,
     "vertical.pdf": vertical,
