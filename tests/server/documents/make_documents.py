@@ -54,19 +54,7 @@ def _pdf(
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     else:
         objects.append(font + b" >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-    out.write(trailer % (len(objects) + 1, xref))
-    return out.getvalue()
+    return _objects_pdf(objects)
 
 
 def _text(x: float, y: float, text: str, size: int = 14) -> bytes:
