@@ -321,6 +321,20 @@ def scan_pages(refs: dict[str, dict[str, list[str] | None]], count: int) -> list
     return chosen[::step][:count]
 
 
+def render_scan(path: Path, index: int) -> bytes:
+    """Page ``index`` of the PDF at ``path`` as a scan would give it: a 200 dpi gray PNG."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        image = pdf[index].render(scale=200 / 72).to_pil()
+    finally:
+        pdf.close()
+    buffer = io.BytesIO()
+    image.convert("L").save(buffer, format="PNG", dpi=(200, 200))
+    return buffer.getvalue()
+
+
 def score_scans(pages: list[ScanPage], client: DatalabClient) -> list[dict[str, Any]]:
     """Render each page at 200 dpi, OCR the PNG through the client, CER against its text.
 
@@ -328,18 +342,9 @@ def score_scans(pages: list[ScanPage], client: DatalabClient) -> list[dict[str, 
     extractor's order may be the reader's); ``layer_cer`` against PDFium's text in the text
     layer's own order; ``order_free`` ignores order altogether (token-sort).
     """
-    import pypdfium2
-
     scores = []
     for path, index, truth, readings in pages:
-        pdf = pypdfium2.PdfDocument(str(path))
-        try:
-            image = pdf[index].render(scale=200 / 72).to_pil()
-        finally:
-            pdf.close()
-        buffer = io.BytesIO()
-        image.convert("L").save(buffer, format="PNG", dpi=(200, 200))
-        result = client.ocr(buffer.getvalue(), filename=f"{path.stem}-p{index + 1}.png")
+        result = client.ocr(render_scan(path, index), filename=f"{path.stem}-p{index + 1}.png")
         ours = normalize(result.text)
         layer_cer = Levenshtein.normalized_distance(ours, truth)
         cer = min([layer_cer] + [Levenshtein.normalized_distance(ours, r) for r in readings])

@@ -187,24 +187,15 @@ def _direct(documents: list[Document], processes: int, warm: Document) -> Timing
 
 def _corpus_scans(count: int) -> list[Document]:
     """``bench_corpus.py``'s scan pages as 200 dpi PNGs; none without the corpus cache."""
-    from bench_corpus import CORPUS, references, scan_pages
+    from bench_corpus import CORPUS, references, render_scan, scan_pages
 
     paths = sorted(CORPUS.glob("*.pdf"))
     if not paths:
         return []
-    import pypdfium2
-
     documents: list[Document] = []
     for path, index, _truth, _readings in scan_pages(references(paths), count):
-        pdf = pypdfium2.PdfDocument(str(path))
-        try:
-            image = pdf[index].render(scale=200 / 72).to_pil()
-        finally:
-            pdf.close()
-        buffer = io.BytesIO()
-        image.convert("L").save(buffer, format="PNG", dpi=(200, 200))
         name = f"{path.stem.rsplit('__', 1)[-1]}-p{index + 1}.png"
-        documents.append((name, buffer.getvalue(), "image/png", IMAGE))
+        documents.append((name, render_scan(path, index), "image/png", IMAGE))
     return documents
 
 
