@@ -92,10 +92,19 @@ def page_images(
         yield from _pdf_pages(source, page_indices, name, max_side)
     elif _looks_like_image(head):
         yield from _image_pages(source, page_indices, name, max_side)
-    else:
+    elif head.startswith((_ZIP, _OLE2)):
         reason = "only PDFs and images are pictured, not Word or PowerPoint files"
         for _ in page_indices:
             yield NoPicture(reason)
+    else:
+        raise PageImageError(
+            f"{name}: not a PDF, an image or an Office file, so not what this result was read "
+            "from: give the file that was OCRed"
+        )
+
+
+_ZIP = b"PK\x03\x04"  # .docx, .pptx
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .doc, .ppt
 
 
 def _head(source: PageSource) -> bytes:

@@ -39,7 +39,13 @@ from ._models import OCRResult
 from ._page_images import require_libraries
 from ._page_range import parse_page_range
 from ._policies import PollPolicy
-from .report import DEFAULT_MAX_SIDE, DEFAULT_THRESHOLD, PageImageError, write_report
+from .report import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_THRESHOLD,
+    MAX_SIDE_LIMIT,
+    PageImageError,
+    write_report,
+)
 
 __all__ = ["SUPPORTED_EXTENSIONS", "build_parser", "expand_paths", "main"]
 
@@ -260,6 +266,10 @@ def _image_size(text: str) -> int:
     value = _positive_int(text)
     if value < 100:
         raise argparse.ArgumentTypeError(f"{value} pixels is too small to read; give 100 or more")
+    if value > MAX_SIDE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{value} pixels is more than a page picture can hold (WebP: {MAX_SIDE_LIMIT})"
+        )
     return value
 
 

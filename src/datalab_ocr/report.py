@@ -42,6 +42,7 @@ from ._page_images import NoPicture, PageImage, PageImageError, PageSource, page
 __all__ = [
     "DEFAULT_MAX_SIDE",
     "DEFAULT_THRESHOLD",
+    "MAX_SIDE_LIMIT",
     "DocumentLike",
     "Highlight",
     "PageImageError",
@@ -56,6 +57,8 @@ DEFAULT_THRESHOLD = 0.75
 """Lines below this confidence count as low (the report's filter can change it)."""
 
 DEFAULT_MAX_SIDE = 1400
+MAX_SIDE_LIMIT = 16_383
+"""The longest picture side WebP can encode."""
 """Longest side of an embedded page picture, in pixels: 40-190 kB a page in WebP, by how
 much print it holds (a 117-page thesis makes an 11 MB report)."""
 
@@ -164,8 +167,10 @@ def _report(
     argument is checked here, before any page is rendered."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-    if max_side < 16:
-        raise ValueError(f"max_side must be at least 16 pixels, not {max_side}")
+    if not 16 <= max_side <= MAX_SIDE_LIMIT:
+        raise ValueError(
+            f"max_side must be from 16 to {MAX_SIDE_LIMIT} pixels (WebP's limit), not {max_side}"
+        )
     items = [d if isinstance(d, ReportDocument) else ReportDocument(*d) for d in documents]
     if highlight is not None:
         if len(items) != 1:
@@ -239,9 +244,12 @@ def _document(
     result, name = item.result, item.display_name
     indices = [p.page_index if p.page_index is not None else i for i, p in enumerate(result.pages)]
     missing = sorted({s.page_index for s in spans} - set(indices))
+    shown = ", ".join(f"page_index {m} (page {m + 1})" for m in missing)
     if missing:
-        logger.warning("%s: the citation is on pages %s, which the result does not hold",
-                       name, [m + 1 for m in missing])  # fmt: skip
+        logger.warning("%s: the citation names %s, which the result does not hold; it is "
+                       "not drawn there", name, shown)  # fmt: skip
+    if item.highlight is not None and not spans:
+        logger.warning("%s: the citation holds no region (a chunk whose lines had no box)", name)
     confidence = _mean([p.mean_confidence for p in result.pages])
     meta = [_count(len(result.pages), "page")]
     if confidence is not None:
@@ -249,8 +257,8 @@ def _document(
     if result.request_id:
         meta.append(f"request {result.request_id}")
     note = (
-        f'<p class="note">the citation names pages {", ".join(str(m + 1) for m in missing)}, '
-        "which this result does not hold</p>"
+        f'<p class="note">the citation names {html.escape(shown)}, which this result does not '
+        "hold</p>"
         if missing
         else ""
     )

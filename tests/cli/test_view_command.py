@@ -155,6 +155,19 @@ def test_a_malformed_highlight_is_refused_before_any_ocr(
     assert stats(server)["requests"] == requests
 
 
+@pytest.mark.parametrize(
+    ("size", "complaint"), [("50", "give 100 or more"), ("20000", "WebP: 16383")]
+)
+def test_an_image_size_a_picture_cannot_have_is_a_usage_error(
+    cli: CLI, tmp_path: Path, size: str, complaint: str
+) -> None:
+    pdf = real_pdf(tmp_path / "a.pdf", 1)
+    run = cli("view", pdf, "--local", "--image-size", size, "-o", tmp_path / "r.html")
+    assert run.code == 2
+    assert complaint in run.err
+    assert "Traceback" not in run.err
+
+
 def test_highlight_with_several_files_is_a_usage_error(
     cli: CLI, server: LocalServer, tmp_path: Path
 ) -> None:

@@ -160,9 +160,27 @@ def test_a_citation_on_a_page_the_result_lacks_is_noted(
     report = render_report(
         [(pdf_result, pdf_document)], highlight=encode_bboxes([PageSpan(0, 0.1, 0.1, 0.5, 0.2)])
     )
-    assert "the citation names pages 1, which this result does not hold" in report
+    assert "the citation names page_index 0 (page 1), which this result does not hold" in report
     assert '<div class="cite"' not in report
-    assert "the citation is on pages [1]" in caplog.text
+    assert "the citation names page_index 0 (page 1)" in caplog.text
+
+
+def test_an_empty_citation_is_noted(
+    png_bytes: bytes, png_result: OCRResult, caplog: pytest.LogCaptureFixture
+) -> None:
+    report = render_report([(png_result, png_bytes)], highlight="[]")
+    assert '<div class="cite"' not in report
+    assert "the citation holds no region" in caplog.text
+
+
+def test_a_source_that_is_not_a_document_is_refused(png_result: OCRResult) -> None:
+    with pytest.raises(PageImageError, match=r"notes\.txt: not a PDF, an image or an Office"):
+        render_report([ReportDocument(png_result, b"meeting notes\n", name="notes.txt")])
+
+
+def test_a_picture_size_beyond_webp_is_refused(png_bytes: bytes, png_result: OCRResult) -> None:
+    with pytest.raises(ValueError, match="WebP's limit"):
+        render_report([(png_result, png_bytes)], max_side=20_000)
 
 
 def test_highlight_on_several_documents_is_refused(png_bytes: bytes, png_result: OCRResult) -> None:
