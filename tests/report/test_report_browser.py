@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from datalab_ocr import OCRResult
+from datalab_ocr import OCRResult, TextLine
 from datalab_ocr._geometry import PageSpan, encode_bboxes
 from datalab_ocr.report import write_report
 
@@ -119,6 +119,32 @@ def test_the_citation_is_drawn_on_its_region_of_the_page(
     assert report.page.eval_on_selector_all(
         ".line.cited .t", "els => els.map(e => e.textContent)"
     ) == ["smudged line read poorly", "a middling reading"]
+    assert report.problems == []
+
+
+def test_the_cited_lines_are_in_view_in_a_long_page_text(
+    tmp_path: Path, png_bytes: bytes, png_result: OCRResult, open_report: Opener
+) -> None:
+    # A page of 120 short lines: its text list scrolls, and the citation is near the foot.
+    page = png_result.pages[0]
+    page.text_lines = [
+        TextLine(text=f"line {n}", confidence=0.9, bbox=[144.0, 12.0 * n, 400.0, 12.0 * n + 10])
+        for n in range(120)
+    ]
+    span = PageSpan(0, 0.05, 12.0 * 110 / SERVICE_SIZE[1], 0.5, 12.0 * 113 / SERVICE_SIZE[1])
+    path = write_report(
+        [(png_result, png_bytes)], tmp_path / "r.html", highlight=encode_bboxes([span])
+    )
+    report = open_report(path)
+    visible = report.page.eval_on_selector(
+        ".line.cited",
+        """line => {
+            const list = line.parentElement.getBoundingClientRect();
+            const own = line.getBoundingClientRect();
+            return own.top >= list.top && own.bottom <= list.bottom;
+        }""",
+    )
+    assert visible
     assert report.problems == []
 
 
