@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ._exceptions import InvalidInputError
 from ._inputs import Upload
 from ._page_range import PageRange, format_page_range, parse_page_range
+from ._wording import counted
 
 __all__ = ["OCRJob", "OCROptions", "check_pages"]
 
@@ -85,7 +86,7 @@ def check_pages(options: OCROptions, upload: Upload) -> None:
     if count is None:
         return
     selection = format_page_range(options.page_range)
-    pages = f"{count} page{'s' if count != 1 else ''} (0-based: {_span(count)})"
+    pages = f"{counted(count, 'page')} (0-based: {_span(count)})"
     inside = [page for page in options.page_range if page < count]
     if not inside:
         raise InvalidInputError(

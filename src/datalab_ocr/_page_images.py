@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._extras import require_extra
+from ._wording import counted
 
 __all__ = [
     "NoPicture",
@@ -173,7 +174,7 @@ def _image_pages(
         for index in page_indices:
             if not 0 <= index < frames:
                 raise PageImageError(
-                    f"{name} has {frames} frame{'s' if frames != 1 else ''}, but the result "
+                    f"{name} has {counted(frames, 'frame')}, but the result "
                     f"has page index {index}: is the result of another file?"
                 )
             try:

@@ -39,6 +39,7 @@ from ._models import OCRResult
 from ._page_images import require_libraries
 from ._page_range import parse_page_range
 from ._policies import PollPolicy
+from ._wording import counted
 from .report import (
     DEFAULT_MAX_SIDE,
     DEFAULT_THRESHOLD,
@@ -557,7 +558,7 @@ def _emit_success(
         pages = len(result.pages)
         cached = "  (from cache)" if item.from_cache else ""
         _say(
-            f"ok      {source}: {_count(pages, 'page')}, "
+            f"ok      {source}: {counted(pages, 'page')}, "
             f"{len(result.text)} characters, request {result.request_id}{cached}"
         )
 
@@ -653,27 +654,22 @@ def _report(
         hint = _resume_hint(client, left_running, embedded=embedded)
         left = total - done
         _note(
-            f"stopped at the first failure (--errors raise): {left} of {_count(total, 'file')} "
+            f"stopped at the first failure (--errors raise): {left} of {counted(total, 'file')} "
             f"{'was' if left == 1 else 'were'} not finished.{' ' + hint if hint else ''}"
         )
     if not failures:
         if not quiet:
-            _note(f"{_count(done, 'file')} OCRed, none failed")
+            _note(f"{counted(done, 'file')} OCRed, none failed")
         return EXIT_OK
-    _note(f"{len(failures)} of {_count(total, 'file')} failed:")
+    _note(f"{len(failures)} of {counted(total, 'file')} failed:")
     for item in failures:
         _note(f"  {files[item.index]}: {_reason(item, client, embedded=embedded)}")
     return EXIT_FAILED
 
 
-def _count(number: int, noun: str) -> str:
-    """``"1 file"``, ``"2 files"``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def _interrupted(client: DatalabClient, done: int, total: int, *, embedded: bool) -> None:
     hint = _resume_hint(client, None, embedded=embedded)
-    _note(f"interrupted: {done} of {_count(total, 'file')} finished. {hint}")
+    _note(f"interrupted: {done} of {counted(total, 'file')} finished. {hint}")
 
 
 def _pending_jobs(client: DatalabClient) -> int:
@@ -712,7 +708,7 @@ def _resume_hint(client: DatalabClient, left_running: int | None, *, embedded: b
             "and will be resumed, not paid for again, when the same command runs again "
             "within the hour."
         )
-    jobs = _count(left_running, "job")
+    jobs = counted(left_running, "job")
     return (
         f"{jobs} already submitted {'is' if left_running == 1 else 'are'} recorded in the "
         f"result cache ({client.cache.path}) and will be resumed, not paid for again, when "
@@ -770,7 +766,7 @@ def _view(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         pages = sum(len(result.pages) for result, _ in documents)
         if not args.quiet:
-            _note(f"rendering {_count(pages, 'page')} of {_count(len(documents), 'file')}...")
+            _note(f"rendering {counted(pages, 'page')} of {counted(len(documents), 'file')}...")
         try:
             write_report(
                 documents,
@@ -785,7 +781,7 @@ def _view(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         except OSError as error:
             raise UsageError(f"cannot write {target}: {error.strerror or error}") from error
-        _note(f"wrote {target} ({_size(target.stat().st_size)}): {_count(pages, 'page')}")
+        _note(f"wrote {target} ({_size(target.stat().st_size)}): {counted(pages, 'page')}")
         return EXIT_FAILED if failures else EXIT_OK
 
 

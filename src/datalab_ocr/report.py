@@ -38,6 +38,7 @@ from ._base_client import __version__
 from ._geometry import PageSpan, decode_bboxes, line_spans
 from ._models import OCRPage, OCRResult, TextLine
 from ._page_images import NoPicture, PageImage, PageImageError, PageSource, page_images
+from ._wording import counted
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
@@ -221,9 +222,8 @@ def _e(text: object) -> str:
 
 def _failures(failures: Sequence[tuple[str, str]]) -> str:
     rows = "".join(f"<li><b>{_e(name)}</b>: {_e(reason)}</li>" for name, reason in failures)
-    count = len(failures)
     return (
-        f'<section class="failed"><h2>{count} file{"s" if count != 1 else ""} could not '
+        f'<section class="failed"><h2>{counted(len(failures), "file")} could not '
         f"be OCRed</h2><ul>{rows}</ul></section>"
     )
 
@@ -232,7 +232,7 @@ def _contents(items: Sequence[ReportDocument]) -> str:
     # Many documents: a list of them at the top, linking to each.
     entries = "".join(
         f'<li><a href="#d{number}">{_e(item.display_name)}</a> '
-        f'<span class="meta">{_count(len(item.result.pages), "page")}</span></li>'
+        f'<span class="meta">{counted(len(item.result.pages), "page")}</span></li>'
         for number, item in enumerate(items)
     )
     return f'<nav class="contents"><ol>{entries}</ol></nav>'
@@ -251,7 +251,7 @@ def _document(
     if item.highlight is not None and not spans:
         logger.warning("%s: the citation holds no region (a chunk whose lines had no box)", name)
     confidence = _mean([p.mean_confidence for p in result.pages])
-    meta = [_count(len(result.pages), "page")]
+    meta = [counted(len(result.pages), "page")]
     if confidence is not None:
         meta.append(f"mean confidence {confidence:.2f}")
     if result.request_id:
@@ -277,7 +277,7 @@ def _document(
         logger.warning(
             "%s: on %s (page %s) the picture has another shape than the page the service read: "
             "boxes may be off",
-            name, _count(len(misshapen), "page"), shown,
+            name, counted(len(misshapen), "page"), shown,
         )  # fmt: skip
 
 
@@ -290,10 +290,6 @@ def _spans(highlight: Highlight | None) -> list[PageSpan]:
     if all(isinstance(span, PageSpan) for span in spans):
         return spans
     return decode_bboxes(spans)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -342,7 +338,7 @@ def _page(
     ]
     if not page.text_lines:
         notes.append("no text found on this page")
-    stats = [_count(len(page.text_lines), "line")]
+    stats = [counted(len(page.text_lines), "line")]
     if page.mean_confidence is not None:
         stats.append(f"mean confidence {page.mean_confidence:.2f}")
     return (

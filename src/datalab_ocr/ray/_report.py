@@ -17,6 +17,8 @@ from typing import Any
 
 import ray
 
+from datalab_ocr._wording import counted
+
 from ._limiter import NAMESPACE
 
 __all__ = ["OCRProgress", "OCRReport", "Tally"]
@@ -57,7 +59,7 @@ class OCRReport:
             f"{self.files} files ({self.skipped} already done), {self.pages} pages, "
             f"{self.failures} failures, {self.requests} requests, {self.rate_limited} x 429, "
             f"{self.seconds:.1f} s, {self.pages_per_second:.1f} pages/s, "
-            f"{self.nodes} node{'' if self.nodes == 1 else 's'}"
+            f"{counted(self.nodes, 'node')}"
         )
 
 
