@@ -33,7 +33,7 @@ class SilentGlyphReader:
         self._path = path
         self._reader: Any = None
         self._broken = False
-        self._fonts: dict[Any, frozenset[tuple[bytes, int]]] = {}
+        self._fonts: dict[int, frozenset[tuple[bytes, int]]] = {}
 
     def for_page(self, index: int) -> frozenset[tuple[bytes, int]]:
         """``(font name, code)`` of the glyphs of page ``index`` (0-based) whose ToUnicode
@@ -51,6 +51,9 @@ class SilentGlyphReader:
                 page = self._reader.pages[index]
                 found: set[tuple[bytes, int]] = set()
                 for key, font in _fonts(page.get("/Resources"), depth=0):
+                    if key is None:  # a font written inline in the page: nothing to share
+                        found |= _empty_entries(font)
+                        continue
                     if key not in self._fonts:
                         self._fonts[key] = _empty_entries(font)
                     found |= self._fonts[key]
@@ -63,14 +66,15 @@ class SilentGlyphReader:
 
 def _fonts(resources: Any, depth: int) -> list[tuple[Any, Any]]:
     """``(key, font dictionary)`` of ``resources`` and of the forms it draws, two levels
-    deep; the key is the font's object number where it has one."""
+    deep; the key is the font's object number, None for a font written inline (an object's
+    ``id`` would not do: pypdf builds inline objects afresh, and ids of freed ones recur)."""
     if resources is None or depth > 2:
         return []
     resources = resources.get_object()
     fonts = []
     for ref in (resources.get("/Font") or {}).values():
         font = ref.get_object()
-        fonts.append((getattr(ref, "idnum", None) or id(font), font))
+        fonts.append((getattr(ref, "idnum", None), font))
     for ref in (resources.get("/XObject") or {}).values():
         form = ref.get_object()
         if form.get("/Subtype") == "/Form":
