@@ -19,7 +19,6 @@ against the in-process ``RateLimiter``; and peak memory of one engine actor.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import resource
 import tempfile
@@ -43,13 +42,9 @@ DATA = ROOT / "examples" / "data"
 
 
 def _text_pdf(path: Path, pages: int) -> Path:
-    spec = importlib.util.spec_from_file_location("make_data", DATA / "make_data.py")
-    assert spec is not None
-    assert spec.loader is not None
-    make_data = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_data)
-    chosen = [make_data.PDF_PAGES[i % len(make_data.PDF_PAGES)] for i in range(pages)]
-    path.write_bytes(make_data.make_pdf(chosen))
+    from bench_server import long_pdf  # the benchmarks' one long text PDF
+
+    path.write_bytes(long_pdf(pages))
     return path
 
 

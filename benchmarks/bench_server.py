@@ -69,7 +69,7 @@ OWN_CPU: list[float] = []
 """CPU seconds per page of this process (HTTP server and polling client) per server run."""
 
 
-def _long_pdf(pages: int) -> bytes:
+def long_pdf(pages: int) -> bytes:
     """The example PDF's pages repeated to ``pages`` pages (written by its generator)."""
     spec = importlib.util.spec_from_file_location("make_data", DATA / "make_data.py")
     assert spec is not None
@@ -390,7 +390,7 @@ def main() -> None:
     if args.upright:
         scans = [scan for scan in scans if scan[0] in UPRIGHT]
     scan_jobs = [scans[i % len(scans)] for i in range(args.jobs)]
-    text_pdf: Document = ("text.pdf", _long_pdf(args.text_pages), "application/pdf", PDF)
+    text_pdf: Document = ("text.pdf", long_pdf(args.text_pages), "application/pdf", PDF)
     config = ServerConfig(workers=args.workers, queue_size=max(64, args.jobs), cache_size=0)
 
     print(f"cpu count {os.cpu_count()}, server workers {args.workers}, direct processes too")
